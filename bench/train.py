@@ -1,6 +1,6 @@
 """Training-step cost of the multi-task model against the two single-task models it replaces.
 
-    python bench/train.py [--encoder resnet34] [--size 256] [--bs 8] [--steps 10] [--device cpu|cuda] [--json PATH]
+    python bench/train.py [--encoder resnet34] [--decoder_channels 256] [--size 256] [--bs 8] [--steps 10] [--device cpu|cuda] [--json PATH]
     python bench/train.py --device cuda --encoder resnet50 --size 512 --bs 32 --precision fp32 bf16 --channels_last
 
 One full training step (forward, multi-task loss, backward, Adam step) on the same random batch, timed after
@@ -24,9 +24,9 @@ def batch(tasks, bs, size, device):
           for t in tasks.split(',')]
     return x, ys + [torch.ones(bs, len(ys), dtype=torch.bool, device=device)]
 
-def step_time(kw, encoder, size, bs, steps, device, precision, channels_last, warmup=3):
+def step_time(kw, encoder, decoder_channels, size, bs, steps, device, precision, channels_last, warmup=3):
     "Seconds per training step."
-    model = TilNet(encoder=encoder, **kw).to(device).train()
+    model = TilNet(encoder=encoder, decoder_channels=decoder_channels, **kw).to(device).train()
     loss_func = MultiTaskLoss(kw['tasks']).to(device)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -47,6 +47,7 @@ def step_time(kw, encoder, size, bs, steps, device, precision, channels_last, wa
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--encoder', default='resnet34')
+    p.add_argument('--decoder_channels', type=int, default=256)
     p.add_argument('--size', type=int, default=256)
     p.add_argument('--bs', type=int, default=8)
     p.add_argument('--steps', type=int, default=10)
@@ -58,10 +59,10 @@ def main():
     a = p.parse_args()
     torch.manual_seed(0)
     name = torch.cuda.get_device_name() if a.device.startswith('cuda') else f'{os.cpu_count()} CPU cores, {torch.get_num_threads()} threads'
-    print(f'{a.encoder}, {a.size}×{a.size}, batch {a.bs}, {a.steps} timed steps; {name}; torch {torch.__version__}')
+    print(f'{a.encoder} (decoder {a.decoder_channels} ch), {a.size}×{a.size}, batch {a.bs}, {a.steps} timed steps; {name}; torch {torch.__version__}')
     rows = []
     for prec in a.precision:
-        times = {v: step_time(VARIANTS[v], a.encoder, a.size, a.bs, a.steps, a.device, prec, a.channels_last) for v in a.variants}
+        times = {v: step_time(VARIANTS[v], a.encoder, a.decoder_channels, a.size, a.bs, a.steps, a.device, prec, a.channels_last) for v in a.variants}
         for v, t in times.items():
             rows.append(dict(variant=v, precision=prec, channels_last=a.channels_last, s_per_step=t, samples_per_s=a.bs / t))
             print(f'{prec:5s} {v:20s} {t * 1000:9.1f} ms/step {a.bs / t:9.1f} samples/s')
