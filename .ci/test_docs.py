@@ -45,11 +45,12 @@ def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     return httpd, f'http://127.0.0.1:{httpd.server_address[1]}/'
 
 
-def browser() -> webdriver.Chrome:
+def browser(height: int = 1000) -> webdriver.Chrome:
+    "Headless Chromium, 1400 × `height` px, colours as the PNGs say (sRGB), its console log kept."
     opts = webdriver.ChromeOptions()
     opts.binary_location = os.environ.get('CHROMIUM', '/usr/bin/chromium')
-    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1400,1000',
-              '--hide-scrollbars', '--force-device-scale-factor=1'):
+    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', f'--window-size=1400,{height}',
+              '--hide-scrollbars', '--force-device-scale-factor=1', '--force-color-profile=srgb'):
         opts.add_argument(a)
     opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
     d = webdriver.Chrome(service=Service(os.environ.get('CHROMEDRIVER', '/usr/bin/chromedriver')), options=opts)
@@ -87,8 +88,8 @@ def check_site(site: Path) -> tuple[list[str], str]:
             links += [(p.name, u) for u in info['links']]
             if p.name == 'index.html':
                 shown = list(dict.fromkeys(Path(urlsplit(u).path).name for u in info['sidebar']))
-                if shown != nb_pages:
-                    problems.append(f'index.html: sidebar lists {shown}, expected the notebooks in order {nb_pages}')
+                if shown != nb_pages + ['api.html']:
+                    problems.append(f'index.html: sidebar lists {shown}, expected the notebooks in order, then api.html')
         problems += check_links(site, base, links, ids)
         problems += check_search(d, base)
         shots = screenshots(d, base, site, nb_pages)

@@ -9,9 +9,10 @@ notebook to `docs/_build/src/` and rendered by Sphinx + myst-nb with `docs/conf.
     python docs/build.py --reuse    # execute only notebooks changed since their last build
     python docs/build.py --one nbs/00_core.ipynb   # execute and process one notebook (a test: .ci/run uses it)
     python docs/build.py --render   # render the pages executed before
+    python docs/build.py --full     # execute as in JupyterLab (no IN_TEST, no cell skipped: full-length training)
 """
 from __future__ import annotations
-import argparse, base64, inspect, io, json, os, re, shutil, subprocess, sys, time
+import argparse, base64, functools, importlib, inspect, io, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 import nbdev.processors as P
@@ -25,9 +26,11 @@ from nbdev.frontmatter import _md2dict
 from nbdev.process import NBProcessor, Processor, _directive
 from nbdev.showdoc import show_doc
 from PIL import Image
+from docutils.nodes import make_id
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS, SRC, OUT = ROOT / 'nbs', ROOT / 'docs/_build/src', ROOT / '_docs'
+FULL = bool(os.environ.get('TIL_DOCS_FULL'))  # set by --full, inherited by the --one processes
 SHOWDOC_KEY = 'til_docs_symbol'  # cell metadata naming the symbol a show_doc cell documents
 
 
@@ -126,7 +129,7 @@ def _title_cell(fm: dict, path: Path, module: str | None) -> dict:
     if path.name != 'index.ipynb':
         lines.append(f'<p class="nb-source">Notebook <code>nbs/{path.name}</code>'
                      + (f' · module <code>{module}</code>' if module else '')
-                     + ' · outputs from a run in test mode (shortened training)</p>')
+                     + (' · outputs from a full run' if FULL else ' · outputs from a run in test mode (shortened training)') + '</p>')
     return dict(cell_type='markdown', metadata={}, source='\n'.join(lines))
 
 
@@ -174,10 +177,10 @@ def to_page_cells(nb, skip_flags: set) -> list[dict]:
 
 
 def build_one(path: Path) -> int:
-    "Execute `path` in test mode, process it with nbdev's processors and write the page's notebook to SRC."
-    os.environ['IN_TEST'] = '1'
+    "Execute `path` in test mode (or fully), process it with nbdev's processors and write the page's notebook to SRC."
+    if not FULL: os.environ['IN_TEST'] = '1'
     cfg = get_config()
-    skip_flags, failures = set(cfg.tst_flags.split()), []
+    skip_flags, failures = set() if FULL else set(cfg.tst_flags.split()), []
     procs = [P.populate_language, P.add_show_docs, in_definition_order, P.hide_line, P.rm_header_dash,
              P.clean_show_doc, execute_processor(path, skip_flags, failures), P.strip_ansi, P.rm_export,
              P.clean_magics, P.hide_, P.mv_exports, P.strip_hidden_metadata]
@@ -199,7 +202,6 @@ def build_one(path: Path) -> int:
 
 def _doc_targets(pages: list[Path]) -> dict[str, str]:
     "URL (page.html#anchor) of every documented symbol, every notebook (by stem) and module (by name)."
-    from docutils.nodes import make_id
     targets = {}
     for p in pages:
         cells = json.loads((SRC / p.name).read_text())['cells']
@@ -227,6 +229,33 @@ def link_names(md: str, targets: dict[str, str]) -> str:
     return ''.join(out)
 
 
+API_PAGE = 'api'  # the page listing every documented name by module
+
+
+def _summary(module: str, name: str) -> str:
+    "First line of the docstring of `name` (possibly `Class.method`) in `module`, ready for a Markdown table cell."
+    try: obj = functools.reduce(getattr, name.split('.'), importlib.import_module(module))
+    except (ImportError, AttributeError): return ''
+    return (inspect.getdoc(obj) or '').split('\n')[0].replace('|', '\\|')
+
+
+def api_reference(pages: list[Path]) -> str:
+    "The API reference page (MyST Markdown): per module, every name its notebook documents, linked, with its summary."
+    lines = ['# API reference', '', 'Every function, class and method that `til_kit` exports, by module, with the first line of '
+             'its docstring. A name links to its entry on the notebook page that defines it: signature, full docstring, '
+             'source, and the code that shows and tests it.', '']
+    for p in pages:
+        cells = json.loads((SRC / p.name).read_text())['cells']
+        mod = re.search(r'module <code>(\S+)</code>', cells[0]['source'])
+        names = [c['metadata'][SHOWDOC_KEY] for c in cells if SHOWDOC_KEY in c['metadata']]
+        if not mod or not names: continue
+        title = re.match(r'# (.*)', cells[0]['source']).group(1)
+        lines += [f'## {mod.group(1)}', '', f'<a href="{p.stem}.html">{title}</a> (`nbs/{p.name}`)', '', '| name | summary |', '|---|---|']
+        lines += [f'| <a href="{p.stem}.html#{make_id(n)}"><code>{n}</code></a> | {_summary(mod.group(1), n)} |' for n in names]
+        lines.append('')
+    return '\n'.join(lines)
+
+
 def finish_pages(pages: list[Path]):
     "Link names across pages and give the home page the table of contents (the sidebar, in notebook order)."
     pages = [p for p in pages if (SRC / p.name).exists()]  # a notebook that crashed its process has no page
@@ -238,9 +267,11 @@ def finish_pages(pages: list[Path]):
             if c['cell_type'] == 'markdown': c['source'] = link_names(c['source'], targets)
         if p.name == 'index.ipynb':
             toc = '\n'.join(q.stem for q in pages[1:])
-            toc = _md_cell(f'```{{toctree}}\n:hidden:\n:caption: Notebooks\n:maxdepth: 1\n\n{toc}\n```')
+            toc = _md_cell(f'```{{toctree}}\n:hidden:\n:caption: Notebooks\n:maxdepth: 1\n\n{toc}\n```\n\n'
+                           f'```{{toctree}}\n:hidden:\n:caption: Reference\n\n{API_PAGE}\n```')
             nb['cells'] = [c for c in nb['cells'] if c.get('id') != 'toctree'] + [{**toc, 'id': 'toctree'}]
         f.write_text(json.dumps(nb, indent=1))
+    (SRC / f'{API_PAGE}.md').write_text(api_reference(pages))
     for stale in set(SRC.glob('*.ipynb')) - {SRC / p.name for p in pages}: stale.unlink()
 
 
@@ -259,11 +290,14 @@ def render(pages: list[Path]) -> int:
 
 
 def main():
+    global FULL
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--one', type=Path, help='execute and process this notebook only (exit status 1 if a cell failed)')
     ap.add_argument('--render', action='store_true', help='render the pages executed before, executing nothing')
     ap.add_argument('--reuse', action='store_true', help="don't re-execute notebooks older than their page")
+    ap.add_argument('--full', action='store_true', help='execute as JupyterLab does: no IN_TEST, no cell skipped (slow)')
     args = ap.parse_args()
+    if args.full: os.environ['TIL_DOCS_FULL'], FULL = '1', True
     if args.one: sys.exit(build_one(args.one.resolve()))
     pages = notebooks()
     if args.render: sys.exit(render(pages))

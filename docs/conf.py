@@ -1,5 +1,5 @@
 # Sphinx configuration of the site that `.ci/docs` builds (see docs/build.py); nbdev's Quarto files stay as they are.
-import configparser
+import configparser, os
 from pathlib import Path
 
 cfg = configparser.ConfigParser()
@@ -25,7 +25,8 @@ html_theme_options = {
     # the book theme's own (empty) defaults, set again: under Sphinx 9 they were not applied and a second
     # search bar showed up above the page
     'navbar_start': '', 'navbar_center': '', 'navbar_end': '', 'navbar_persistent': '',
-    'extra_footer': 'Pages built by executing the notebooks in test mode (<code>IN_TEST=1</code>, as '
-                    '<code>nbdev_test</code> runs them: shortened training; cells flagged '
-                    f'<code>{ini["tst_flags"]}</code> are skipped).',
+    'extra_footer': 'Pages built by executing the notebooks in full, as JupyterLab runs them.' if os.environ.get('TIL_DOCS_FULL')
+                    else 'Pages built by executing the notebooks in test mode (<code>IN_TEST=1</code>, as '
+                         '<code>nbdev_test</code> runs them: shortened training; cells flagged '
+                         f'<code>{ini["tst_flags"]}</code> are skipped).',
 }
