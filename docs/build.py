@@ -150,6 +150,16 @@ def lighter(output: dict, max_png: int = 500_000) -> dict:
     return {**output, 'data': {**data, 'image/jpeg': base64.b64encode(jpg.getvalue()).decode()}, 'metadata': meta}
 
 
+WIDGET = 'application/vnd.jupyter.widget-view+json'
+
+
+def widget_note(output: dict) -> dict:
+    "A live ipywidgets output (nothing a static page can show) → a note saying where it works."
+    if WIDGET not in output.get('data', {}): return output
+    return dict(output_type='display_data', metadata={}, data={'text/html': '<p class="nb-widget">An interactive widget '
+                'appears here when the notebook runs in JupyterLab (<code>jupyter lab nbs/</code>).</p>'})
+
+
 def to_page_cells(nb, skip_flags: set) -> list[dict]:
     "nbdev-processed cells → plain notebook cells that myst-nb renders as nbdev's Quarto site would."
     cells = []
@@ -157,7 +167,7 @@ def to_page_cells(nb, skip_flags: set) -> list[dict]:
         if c.cell_type == 'markdown' and c.source.strip(): cells.append(_md_cell(c.source))
         if c.cell_type != 'code': continue
         dirs, source = _directives(c)
-        outputs = [lighter(o) for o in nb2dict(c.get('outputs', []))]
+        outputs = [widget_note(lighter(o)) for o in nb2dict(c.get('outputs', []))]
         if dirs.get('output:') == ['asis']:  # show_doc: its Markdown output becomes the page's Markdown
             md = ''.join(''.join(o['data']['text/markdown']) for o in outputs if 'text/markdown' in o.get('data', {}))
             md = re.sub(r'^---\s*', '', md.lstrip())
