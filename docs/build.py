@@ -18,8 +18,10 @@ from pathlib import Path
 import nbdev.processors as P
 from execnb.nbio import nb2dict
 from execnb.shell import CaptureShell
+from fastcore.docments import _fullname, _ital_first
 from fastcore.xtras import working_directory
 from nbdev.config import get_config
+from nbdev.doclinks import NbdevLookup
 from nbdev.frontmatter import _md2dict
 from nbdev.process import NBProcessor, Processor, _directive
 from nbdev.showdoc import show_doc
@@ -48,9 +50,32 @@ def _directives(cell) -> tuple[dict, str]:
     return dirs, ''.join(lines[n:]).strip()
 
 
+class _Shown(str):
+    "A string that a signature shows as it is (a default's name, a postponed annotation)."
+    def __repr__(self): return str(self)
+
+
+def signature(obj, ns: dict) -> str:
+    "`obj`'s signature, with defaults that are objects in `ns` (such as arrays) shown by their names."
+    try: sig = inspect.signature(obj)
+    except (TypeError, ValueError): return '(...)'
+    names = {id(v): k for k, v in ns.items() if not k.startswith('_')}
+    def show(v, named: bool):
+        if isinstance(v, str): return _Shown(v)
+        return _Shown(names[id(v)]) if named and id(v) in names and not isinstance(v, (int, float, type(None))) else v
+    params = [p.replace(default=show(p.default, True), annotation=show(p.annotation, False)) for p in sig.parameters.values()]
+    return str(sig.replace(parameters=params, return_annotation=show(sig.return_annotation, False)))
+
+
 def api_doc(name: str, ns: dict) -> str:
-    "nbdev's `show_doc` Markdown for `name` in namespace `ns`."
-    return show_doc(eval(name, ns))._repr_markdown_()
+    "nbdev's `show_doc` Markdown for `name` in namespace `ns`; from `inspect` where `show_doc` fails."
+    obj = eval(name, ns)
+    try: return show_doc(obj)._repr_markdown_()
+    except Exception as e:  # e.g. fastcore <2 cannot format a numpy array default
+        print(f'  show_doc({name}) failed ({type(e).__name__}: {e}); documented from inspect instead')
+        kind, src = 'class' if inspect.isclass(obj) else 'def', NbdevLookup().code(_fullname(obj))
+        return (f'[source]({src}){{}}\n\n' if src else '') + f'### {name}\n\n```python\n{kind} {name}' \
+               f'{signature(obj, ns)}\n```\n\n{_ital_first(inspect.getdoc(obj) or "")}\n'
 
 
 def execute_processor(path: Path, skip_flags: set, failures: list):
