@@ -20,8 +20,9 @@ from til_kit.core import DATA_SAMPLES
 from til_kit.data import IMAGENET_STATS
 from til_kit.inference import predict_batch
 from til_kit.io import Slide, write_pyramid_tiff
-from til_kit.models import build_model
+from til_kit.factory import build_model
 from til_kit.slides import infer_slide
+from til_kit.outputs import til_outputs
 
 SYNTH = DATA_SAMPLES / 'tiger-synth/wsirois/wsi-level-annotations/images/synth-s0.tif'  # 3072×2048 RGB, 0.5 µm/px
 VARIANTS = {'MTL': dict(tasks='tissue,lymph'), 'MTL shared decoder': dict(tasks='tissue,lymph', shared_decoder=True),
@@ -64,7 +65,7 @@ def slide_run(a, path, folder, s_per_batch):
     model.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
     cfg = dict(tasks=['tissue', 'lymph'], stats=IMAGENET_STATS, spacing=0.5, size=a.size)
     sync(a.device); t = time.perf_counter()
-    s = infer_slide(model, cfg, path, Path(folder) / 'out', bs=a.bs, precision=a.precision[0], workers=a.workers)
+    s = infer_slide(model, cfg, path, Path(folder) / "out", til_outputs, bs=a.bs, precision=a.precision[0], workers=a.workers)
     sync(a.device); total = time.perf_counter() - t
     model_s = len(calls) * s_per_batch
     grid_mp = s['width'] * s['height'] * (s['spacing'] / s['inference_spacing']) ** 2 / 1e6

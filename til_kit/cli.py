@@ -9,16 +9,16 @@ from functools import wraps
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai's imports on recent torch: noise to users
 from pathlib import Path
 from fastcore.script import call_parse, Param, store_true
-from .core import TilError
+from .core import TilError, tasks_of_kind
 from .synth import synthesize
 from .tiger import validate_tiger
-from .cerberus_train import train_run, read_train_file, merge_options
-from .slides import infer
+from .cerberus.train import train_run, read_train_file, merge_options
+from .factory import infer
 from .evaluate import evaluate, format_evaluation, write_evaluation, plot_evaluation
 from .io import write_figure
-from .cerberus_eval import is_cerberus_gt, evaluate_cerberus, format_cerberus_evaluation, plot_cerberus_evaluation
+from .cerberus.evaluate import is_cerberus_gt, evaluate_cerberus, format_cerberus_evaluation, plot_cerberus_evaluation
 from .demo import run_demo, DEMO_SIZES
-from .cerberus_data import extract_patches
+from .cerberus.data import extract_patches
 
 # %% auto #0
 __all__ = ['user_errors', 'til_synth', 'til_validate', 'til_train', 'til_infer', 'til_eval', 'til_demo', 'til_extract_patches']
@@ -112,7 +112,7 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
     "Predict whole slides, ROIs or tiles: tissue, lymphocytes and the TIL score (TIL models), or instances and tissue classes (Cerberus); an interrupted slide resumes where it stopped."
     kw = dict(size=size, overlap=overlap, bs=bs, tta=tta, precision=precision, threshold=threshold, workers=workers, block=block)
     for s in infer(input, model, out, spacing, tasks, device, progress=sys.stderr.isatty(), **kw):
-        found = [f'{s[t]} {t}' for t in ('gland', 'lumen', 'nuclei') if t in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
+        found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance') if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
         if not found: found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s else [])
         print(f"{s['name']}: {', '.join(found)} → {Path(out) / s['name']}")
 

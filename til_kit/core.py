@@ -10,9 +10,9 @@ import numpy as np
 
 # %% auto #0
 __all__ = ['TIGER_LABELS', 'TIGER_TUMOR', 'TIGER_STROMA', 'TIGER_COLORS', 'INSTANCE_CLASSES', 'GLAND_TYPES', 'NUCLEI_TYPES',
-           'PATCH_CLASSES', 'TISSUE_CLASSES', 'TISSUE_COLORS', 'IGNORE', 'DATA_SAMPLES', 'TASKS', 'um_to_px',
+           'PATCH_CLASSES', 'TISSUE_CLASSES', 'TISSUE_COLORS', 'IGNORE', 'DATA_SAMPLES', 'KINDS', 'TASKS', 'um_to_px',
            'px_to_um', 'px_to_mm', 'area_mm2', 'tiger_lut', 'remap_tiger', 'label_overlay', 'legend_handles',
-           'TilError', 'Task', 'register_task', 'parse_tasks']
+           'TilError', 'Task', 'register_task', 'parse_tasks', 'task_names', 'tasks_of_kind']
 
 # %% ../nbs/00_core.ipynb #2e8f8da1
 def um_to_px(um: float, spacing: float) -> float:
@@ -81,29 +81,52 @@ def legend_handles(names, colors):
 import til_kit
 DATA_SAMPLES = Path(til_kit.__file__).resolve().parents[1] / 'data_samples'  # present in a source checkout
 
-# %% ../nbs/00_core.ipynb #22250213
+# %% ../nbs/00_core.ipynb #ffd4982f
 class TilError(Exception):
     "An error caused by the user's input: command-line tools print its message on one line and exit non-zero."
 
+# %% ../nbs/00_core.ipynb #5d584ace
+KINDS = ('segmentation', 'detection', 'instance', 'types', 'classification')
+
 @dataclass(frozen=True)
 class Task:
-    "A learnable task: `name` keys model outputs and targets; `kind` says how it is trained and scored."
+    "A learnable task: `name` keys model outputs and targets; `kind` (one of `KINDS`) says how it is trained and scored."
     name: str
-    kind: str  # 'segmentation' | 'detection' | 'instance' | 'classification'
+    kind: str
     n_out: int  # output channels of its head
     classes: tuple = ()
     description: str = ''
+    values: tuple = ()  # segmentation: the label stored for each class (default: the class index)
+    class_weights: tuple | None = None  # types: loss weight per class (class 0, no label, never counts)
+    objects: str = ''  # types: the instance task whose objects it types
 
+    def __post_init__(self):
+        if self.kind not in KINDS: raise TilError(f'task {self.name}: unknown kind {self.kind!r} (kinds: {", ".join(KINDS)})')
+
+# %% ../nbs/00_core.ipynb #220bf37e
 TASKS: dict[str, Task] = {}
 
 def register_task(task: Task) -> Task:
-    "Add `task` to the registry (replacing one of the same name)."
+    "Add `task` to the registry (replacing one of the same name); how a user adds a task of a known kind."
     TASKS[task.name] = task
     return task
 
-register_task(Task('tissue', 'segmentation', len(TISSUE_CLASSES), TISSUE_CLASSES, 'tumour / stroma / other'))
-register_task(Task('lymph', 'detection', 1, ('lymphocyte',), 'lymphocyte and plasma cell centres'))
+# %% ../nbs/00_core.ipynb #20ef7098
+for _task in (
+    Task('tissue', 'segmentation', len(TISSUE_CLASSES), TISSUE_CLASSES, 'tumour / stroma / other', values=(7, 1, 2)),
+    Task('lymph', 'detection', 1, ('lymphocyte',), 'lymphocyte and plasma cell centres'),
+    Task('gland', 'instance', len(INSTANCE_CLASSES), INSTANCE_CLASSES, 'glands: background / interior / contour band'),
+    Task('gland_type', 'types', len(GLAND_TYPES), GLAND_TYPES, 'gland type per pixel, scored inside glands',
+         class_weights=(0, 1, 1), objects='gland'),
+    Task('lumen', 'instance', len(INSTANCE_CLASSES), INSTANCE_CLASSES,
+         'gland lumina: background / interior / contour band'),
+    Task('nuclei', 'instance', len(INSTANCE_CLASSES), INSTANCE_CLASSES, 'nuclei: background / interior / contour band'),
+    Task('nuclei_type', 'types', len(NUCLEI_TYPES), NUCLEI_TYPES, 'nucleus type per pixel (Lizard classes), scored inside nuclei',
+         class_weights=(0, 12, 1, 2, 6, 12, 2), objects='nuclei'),
+    Task('pclass', 'classification', len(PATCH_CLASSES), PATCH_CLASSES, 'tissue type of a 144 × 144 px patch'),
+): register_task(_task)
 
+# %% ../nbs/00_core.ipynb #27ea911f
 def parse_tasks(tasks: str | list | tuple) -> tuple[Task, ...]:
     "`'tissue,lymph'`, or a list of names or `Task`s → registered `Task`s, in the order given."
     names = [t.strip() for t in tasks.split(',')] if isinstance(tasks, str) else [getattr(t, 'name', t) for t in tasks]
@@ -111,3 +134,12 @@ def parse_tasks(tasks: str | list | tuple) -> tuple[Task, ...]:
     if unknown or not names or len(set(names)) != len(names):
         raise TilError(f"bad task list {tasks!r}: tasks are {', '.join(TASKS)}, each at most once")
     return tuple(TASKS[n] for n in names)
+
+def task_names(tasks) -> list[str]:
+    "The names of `tasks` (anything `parse_tasks` takes, or an empty list), in order."
+    return [t.name for t in parse_tasks(tasks)] if len(tasks) else []
+
+def tasks_of_kind(kind: str, tasks=None) -> tuple[Task, ...]:
+    "The tasks of `kind` among `tasks` (default: every registered task; none of an empty list), in order."
+    pool = TASKS.values() if tasks is None else parse_tasks(tasks) if len(tasks) else ()
+    return tuple(t for t in pool if t.kind == kind)

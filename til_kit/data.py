@@ -108,14 +108,14 @@ def augment(s: Sample, rng: np.random.Generator, stain: bool = True) -> Sample:
 
 # %% ../nbs/03_data.ipynb #531ad03e
 def roi_flags(roi: Roi, mask: np.ndarray, tasks) -> tuple[bool, ...]:
-    "Per task: is this ROI labelled for it? Tissue needs annotated pixels; lymphocytes need a cell list."
-    has = {'tissue': bool((mask > 0).any()), 'lymph': roi.cells is not None}
-    return tuple(has[t.name] for t in parse_tasks(tasks))
+    "Per task: is this ROI labelled for it? Segmentation (tissue) needs annotated pixels; detection (lymphocytes) a cell list."
+    has = {'segmentation': bool((mask > 0).any()), 'detection': roi.cells is not None}
+    return tuple(has.get(t.kind, False) for t in parse_tasks(tasks))
 
 # %% ../nbs/03_data.ipynb #3f4724eb
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 LUNIT_STATS = ((0.70322989, 0.53606487, 0.66096631), (0.21716536, 0.26081574, 0.20723464))
-STATS = {'imagenet': IMAGENET_STATS, 'lunit': LUNIT_STATS, 'none': ((0., 0., 0.), (1., 1., 1.))}  # 'none': RGB in [0, 1], as `SeedNet` expects
+STATS = {'imagenet': IMAGENET_STATS, 'lunit': LUNIT_STATS, 'none': ((0., 0., 0.), (1., 1., 1.))}  # 'none': RGB in [0, 1], as `PublishedNet` expects
 
 def _stats_tensors(stats): return [torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in stats]
 
@@ -132,8 +132,9 @@ class TilDataset(torch.utils.data.Dataset):
                  stats=IMAGENET_STATS, in_situ_as_tumor: bool = False, stain: bool = True):
         if lymph_target not in ('heatmap', 'boxmask'): raise TilError(f"lymph_target must be 'heatmap' or 'boxmask', not {lymph_target!r}")
         self.tasks = parse_tasks(tasks)
-        other = [t.name for t in self.tasks if t.name not in ('tissue', 'lymph')]
-        if other: raise TilError(f"TIGER data label tissue and lymph only, not {', '.join(other)} (Cerberus tasks train on patch folders: til_extract_patches)")
+        other = [t.name for t in self.tasks if t.kind not in ('segmentation', 'detection')]
+        if other: raise TilError(f"TIGER data label tissue and lymph only, not {', '.join(other)} "
+                                 "(Cerberus tasks train on patch folders: til_extract_patches)")
         self.rois, self.size, self.train, self.spacing, self.stain = list(rois), size, train, spacing, stain
         self.lymph_target, self.sigma_px, self.box_px = lymph_target, um_to_px(sigma_um, spacing), um_to_px(box_um, spacing)
         self.stats, self.in_situ_as_tumor = stats, in_situ_as_tumor
@@ -167,10 +168,10 @@ class TilDataset(torch.utils.data.Dataset):
         "One tensor per task; empty (ignored / zero) when the sample has no labels for it."
         out = []
         for t, f in zip(self.tasks, flags):
-            if t.name == 'tissue':
+            if t.kind == 'segmentation':  # tissue classes from TIGER's labels
                 lab = remap_tiger(s.labels, self.in_situ_as_tumor) if f else np.full((self.size,) * 2, IGNORE, np.uint8)
                 out.append(torch.from_numpy(lab.astype(np.int64)))
-            else:
+            else:  # detection: cell centres as a heatmap or box mask
                 pts = s.points if f else np.zeros((0, 2))
                 m = points_to_heatmap(pts, (self.size,) * 2, self.sigma_px) if self.lymph_target == 'heatmap' else points_to_boxmask(pts, (self.size,) * 2, self.box_px)
                 out.append(torch.from_numpy(m.astype(np.float32))[None])
@@ -224,10 +225,10 @@ class TilDataLoader(DataLoader):
             if i >= n: continue
             img = imgs[i]
             for t, tgt in zip(ds.tasks, targets):
-                if t.name == 'tissue': img = label_overlay(img, tgt[i].cpu().numpy().astype(np.uint8))
+                if t.kind == 'segmentation': img = label_overlay(img, tgt[i].cpu().numpy().astype(np.uint8))
             ax.imshow(img)
             for t, tgt in zip(ds.tasks, targets):
-                if t.name == 'lymph' and tgt[i].max() > 0: ax.contour(tgt[i, 0].cpu().numpy(), levels=[0.5], colors='cyan', linewidths=1)
+                if t.kind == 'detection' and tgt[i].max() > 0: ax.contour(tgt[i, 0].cpu().numpy(), levels=[0.5], colors='cyan', linewidths=1)
             ax.set_title(' '.join(f'{t.name}{"✓" if f else "✗"}' for t, f in zip(ds.tasks, flags[i].tolist())), fontsize=10)
         plt.tight_layout()
         return fig

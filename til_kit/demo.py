@@ -13,7 +13,7 @@ from .tiger import wsi_dir
 from .synth import synthesize
 from .metrics import til_score
 from .learner import train_til
-from .slides import infer_slide, infer
+from .factory import infer
 from .evaluate import evaluate
 
 # %% auto #0

@@ -32,17 +32,20 @@ def ellipse_kernel(size: int) -> np.ndarray:
     if size < 1 or size % 2 == 0: raise TilError(f'kernel size must be odd and positive (centred), not {size}')
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)).astype(bool)
 
+# %% ../nbs/10a_instances.ipynb #9b1c5d89
 def check_same_shape(a: np.ndarray, b: np.ndarray):
     "Raise a `TilError` unless the two maps have the same shape."
     if np.shape(a) != np.shape(b): raise TilError(f'maps of shapes {np.shape(a)} and {np.shape(b)} differ in shape')
 
+# %% ../nbs/10a_instances.ipynb #4c9ff4b7
 def relabel_split(inst: np.ndarray) -> np.ndarray:
     "Int32 (H, W): every 8-connected piece of every instance gets its own id, ids 1..N in raster order, 0 background."
     return measure.label(np.asarray(inst), background=0, connectivity=2).astype(np.int32)
 
 # %% ../nbs/10a_instances.ipynb #9bd3e2f6
 def inst_targets(inst: np.ndarray, kernel: int) -> np.ndarray:
-    "Uint8 (H, W): 0 background, 1 interior (erosion by a `kernel` ellipse), 2 contour band (dilation minus erosion), per instance."
+    """Uint8 (H, W): 0 background, 1 interior (erosion by a `kernel` ellipse), 2 contour band (dilation minus erosion),
+    per instance."""
     inst = np.asarray(inst)
     fp = ellipse_kernel(kernel)
     lo = ndimage.minimum_filter(inst, footprint=fp, mode='nearest')
@@ -51,10 +54,12 @@ def inst_targets(inst: np.ndarray, kernel: int) -> np.ndarray:
     out[(inst > 0) & (lo == hi)] = 1
     return out
 
+# %% ../nbs/10a_instances.ipynb #a3e14d7f
 def interior_instances(inst: np.ndarray, kernel: int) -> np.ndarray:
     "The instance map restricted to its interiors (eroded objects), ids kept."
     return np.where(inst_targets(inst, kernel) == 1, inst, 0)
 
+# %% ../nbs/10a_instances.ipynb #09c8c6b2
 def nearest_two_distances(inst: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
     "Float (H, W) distances to the nearest and second-nearest instance (inf when none lies within `margin` px)."
     d1, d2 = np.full(inst.shape, np.inf), np.full(inst.shape, np.inf)
@@ -67,8 +72,10 @@ def nearest_two_distances(inst: np.ndarray, margin: float) -> tuple[np.ndarray, 
         d1[win] = np.minimum(d1[win], d)
     return d1, d2
 
+# %% ../nbs/10a_instances.ipynb #80cf33a6
 def border_weights(inst: np.ndarray, kernel: int, w0: float = 10, margin: float | None = None) -> np.ndarray:
-    "Float32 (H, W) in [1, 1+w0]: U-Net weight 1 + w0·exp(−((d1+d2)/σ)²/2), σ = `kernel`, to the two nearest eroded instances; 1 on interiors."
+    """Float32 (H, W) in [1, 1+w0]: U-Net weight 1 + w0·exp(−((d1+d2)/σ)²/2), σ = `kernel`, to the two nearest eroded
+    instances; 1 on interiors."""
     interior = interior_instances(inst, kernel)
     d1, d2 = nearest_two_distances(interior, 3 * kernel if margin is None else margin)
     w = 1 + w0 * np.exp(-0.5 * ((d1 + d2) / kernel) ** 2)
@@ -83,13 +90,16 @@ def overlap_counts(a: np.ndarray, b: np.ndarray) -> sparse.csr_matrix:
     shape = (int(a.max(initial=0)) + 1, int(b.max(initial=0)) + 1)
     return sparse.csr_matrix((np.ones(a.size, np.int64), (a, b)), shape=shape)  # duplicates are summed
 
+# %% ../nbs/10a_instances.ipynb #80284185
 def paint_types(inst: np.ndarray, types: dict) -> np.ndarray:
-    "Uint8 (H, W) type map: each instance painted with its class from `types` {id: class}; unlisted ids and background 0."
+    """Uint8 (H, W) type map: each instance painted with its class from `types` {id: class}; unlisted ids and background
+    0."""
     lut = np.zeros(int(np.max(inst, initial=0)) + 1, np.uint8)
     for i, c in types.items():
         if i < lut.size: lut[i] = c
     return lut[inst]
 
+# %% ../nbs/10a_instances.ipynb #a9b9c315
 def instance_types(inst: np.ndarray, type_map: np.ndarray) -> dict[int, tuple[int, float]]:
     "{id: (class, fraction of the instance's pixels with it)}: majority vote, 0 ignored when another class is present."
     counts = overlap_counts(inst, type_map).toarray()
@@ -108,6 +118,7 @@ def drop_small(inst: np.ndarray, min_area: float) -> np.ndarray:
     keep[0] = False
     return segmentation.relabel_sequential(np.where(keep[inst], inst, 0))[0]
 
+# %% ../nbs/10a_instances.ipynb #dd8cbb4f
 def fill_instance_holes(inst: np.ndarray) -> np.ndarray:
     "Copy of `inst` with each instance's holes (background enclosed by it alone) given its id."
     out = np.array(inst, copy=True)
@@ -117,6 +128,7 @@ def fill_instance_holes(inst: np.ndarray) -> np.ndarray:
         sub[ndimage.binary_fill_holes(sub == i) & (sub == 0)] = i
     return out
 
+# %% ../nbs/10a_instances.ipynb #91751aed
 def nuclei_instances(interior: np.ndarray, contour: np.ndarray) -> np.ndarray:
     "Int32 (H, W) nucleus instances from interior and contour probabilities (H, W): marker-controlled watershed."
     check_same_shape(interior, contour)
@@ -127,29 +139,38 @@ def nuclei_instances(interior: np.ndarray, contour: np.ndarray) -> np.ndarray:
     inst = segmentation.watershed(-np.asarray(interior, float), markers, mask=fg)
     return segmentation.relabel_sequential(inst)[0].astype(np.int32)
 
+# %% ../nbs/10a_instances.ipynb #9d5e2a7f
 def grown_instances(interior: np.ndarray, contour: np.ndarray, min_area: float, threshold: float, kernel: int,
                     scale: float = 1.0) -> np.ndarray:
-    "Int32 (H, W) instances: threshold interior − (contour > 0.5), drop components < min_area·scale², grow back (kernel−1)/2·scale px, fill holes."
+    """Int32 (H, W) instances: threshold interior − (contour > 0.5), drop components < min_area·scale², grow back
+    (kernel−1)/2·scale px, fill holes."""
     check_same_shape(interior, contour)
     seeds = measure.label((interior - (contour > 0.5)) > threshold, connectivity=1)
     seeds = drop_small(seeds, min_area * scale ** 2)
     return fill_instance_holes(segmentation.expand_labels(seeds, (kernel - 1) / 2 * scale)).astype(np.int32)
 
-def gland_instances(interior, contour, min_area: float = 1000, threshold: float = 0.55, kernel: int = INSTANCE_KERNELS['gland'],
-                    scale: float = 1.0) -> np.ndarray:
+# %% ../nbs/10a_instances.ipynb #dac12388
+def gland_instances(interior, contour, min_area: float = 1000, threshold: float = 0.55,
+                    kernel: int = INSTANCE_KERNELS['gland'], scale: float = 1.0) -> np.ndarray:
     "Int32 (H, W) gland instances from interior and contour probabilities; `scale` = resolution relative to 0.5 µm/px."
     return grown_instances(interior, contour, min_area, threshold, kernel, scale)
 
-def lumen_instances(interior, contour, min_area: float = 150, threshold: float = 0.5, kernel: int = INSTANCE_KERNELS['lumen'],
-                    scale: float = 1.0) -> np.ndarray:
+# %% ../nbs/10a_instances.ipynb #942af75d
+def lumen_instances(interior, contour, min_area: float = 150, threshold: float = 0.5,
+                    kernel: int = INSTANCE_KERNELS['lumen'], scale: float = 1.0) -> np.ndarray:
     "Int32 (H, W) lumen instances from interior and contour probabilities; `scale` = resolution relative to 0.5 µm/px."
     return grown_instances(interior, contour, min_area, threshold, kernel, scale)
 
-def lumens_in_glands(lumen_inst: np.ndarray, gland_inst: np.ndarray, min_area: float = 150, scale: float = 1.0) -> tuple[np.ndarray, dict[int, int]]:
-    "Lumens cut to the glands (pixels outside every gland zeroed, lumens left under `min_area`·scale² px dropped, ids 1..N) and {lumen id: gland id holding most of it}."
+# %% ../nbs/10a_instances.ipynb #c5788294
+def lumens_in_glands(
+    lumen_inst: np.ndarray, gland_inst: np.ndarray, min_area: float = 150, scale: float = 1.0
+) -> tuple[np.ndarray, dict[int, int]]:
+    """Lumens cut to the glands
+    (pixels outside every gland zeroed, lumens left under `min_area`·scale² px dropped, ids 1..N) and
+    {lumen id: gland id holding most of it}."""
     check_same_shape(lumen_inst, gland_inst)
     lum = np.where(gland_inst > 0, lumen_inst, 0)
-    lum = drop_small(lum, min_area * scale ** 2).astype(np.int32)
+    lum = drop_small(lum, min_area * scale**2).astype(np.int32)
     counts = overlap_counts(lum, gland_inst).toarray()[1:, 1:]
     return lum, {i + 1: int(g) + 1 for i, g in enumerate(counts.argmax(1) if counts.size else [])}
 
@@ -159,8 +180,10 @@ def largest_contour(mask: np.ndarray) -> np.ndarray:
     contours = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)[0]
     return max(contours, key=cv2.contourArea).reshape(-1, 2) if contours else np.zeros((0, 2), int)
 
+# %% ../nbs/10a_instances.ipynb #820acefe
 def object_row(i: int, box: tuple, mask: np.ndarray) -> dict | None:
-    "Geometry of instance `i` from its `mask` inside `box` (slices): id, centroid, box, contour, area_px, perimeter_px; None if < 3 contour points."
+    """Geometry of instance `i` from its `mask` inside `box` (slices): id, centroid, box, contour, area_px,
+    perimeter_px; None if < 3 contour points."""
     c = largest_contour(mask)
     if len(c) < 3: return None
     m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
@@ -169,9 +192,11 @@ def object_row(i: int, box: tuple, mask: np.ndarray) -> dict | None:
                 box=[x0, y0, box[1].stop, box[0].stop], contour=c + [x0 + 0.5, y0 + 0.5],
                 area_px=int(m['m00']), perimeter_px=float(cv2.arcLength(c.reshape(-1, 1, 2), True)))
 
+# %% ../nbs/10a_instances.ipynb #a37e2172
 def object_table(inst: np.ndarray, type_map: np.ndarray | None = None, prob: np.ndarray | None = None,
                  parent: dict | None = None) -> list[dict]:
-    "One dict per instance (see `object_row`), plus type, type_prob (with `type_map`), prob (mean of `prob`) and parent (from {id: parent id})."
+    """One dict per instance (see `object_row`), plus type, type_prob (with `type_map`), prob (mean of `prob`) and
+    parent (from {id: parent id})."""
     inst = np.asarray(inst)
     types = instance_types(inst, type_map) if type_map is not None else {}
     if prob is not None:
@@ -187,11 +212,26 @@ def object_table(inst: np.ndarray, type_map: np.ndarray | None = None, prob: np.
         rows.append(row)
     return rows
 
-OBJECT_COLUMNS = ('id', 'x', 'y', 'x_um', 'y_um', 'area_um2', 'perimeter_um', 'box', 'type', 'type_prob', 'prob', 'parent')
-
+# %% ../nbs/10a_instances.ipynb #d1ba8e15
 def to_level0(xy, offset=(0, 0), scale: float = 1.0) -> np.ndarray:
     "Map coordinates (…, 2) x, y to level-0 px: `offset` + `scale` · xy."
     return np.asarray(offset, float) + scale * np.asarray(xy, float)
+
+# %% ../nbs/10a_instances.ipynb #191c70e9
+OBJECT_COLUMNS = (
+    'id',
+    'x',
+    'y',
+    'x_um',
+    'y_um',
+    'area_um2',
+    'perimeter_um',
+    'box',
+    'type',
+    'type_prob',
+    'prob',
+    'parent',
+)
 
 def object_record(row: dict, spacing: float, offset=(0, 0), scale: float = 1.0) -> dict:
     "One CSV line (`OBJECT_COLUMNS`) of an `object_table` row, in level-0 px and µm; absent fields empty."
@@ -206,6 +246,7 @@ def object_record(row: dict, spacing: float, offset=(0, 0), scale: float = 1.0) 
         rec[k] = round(v, 4) if isinstance(v, float) else v
     return rec
 
+# %% ../nbs/10a_instances.ipynb #787cca37
 def write_object_csv(path, rows: list[dict], spacing: float, offset=(0, 0), scale: float = 1.0):
     "Write `object_table` rows as a CSV (`OBJECT_COLUMNS`, level-0 px and µm, no contours), atomically."
     with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
@@ -213,8 +254,10 @@ def write_object_csv(path, rows: list[dict], spacing: float, offset=(0, 0), scal
         w.writeheader()
         w.writerows(object_record(r, spacing, offset, scale) for r in rows)
 
+# %% ../nbs/10a_instances.ipynb #83ea99d0
 def object_features(rows: list[dict], name_of_type, color_of_type, offset=(0, 0), scale: float = 1.0) -> list[dict]:
-    "QuPath GeoJSON detections: each row's contour as a closed level-0 polygon, classified by its type (0 if none), with area/prob measurements."
+    """QuPath GeoJSON detections: each row's contour as a closed level-0 polygon, classified by its type (0 if none),
+    with area/prob measurements."""
     feats = []
     for r in rows:
         ring = to_level0(r['contour'], offset, scale)
@@ -226,7 +269,8 @@ def object_features(rows: list[dict], name_of_type, color_of_type, offset=(0, 0)
 
 # %% ../nbs/10a_instances.ipynb #ab27c107
 def overlapping_pairs(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, ...]:
-    "(true index, pred index, intersection px, IoU) of every overlapping pair, then the areas (n_true,), (n_pred,); indices count the ids present, in increasing order."
+    """(true index, pred index, intersection px, IoU) of every overlapping pair, then the areas (n_true,), (n_pred,);
+    indices count the ids present, in increasing order."""
     check_same_shape(true, pred)
     t, p = segmentation.relabel_sequential(np.asarray(true))[0], segmentation.relabel_sequential(np.asarray(pred))[0]
     counts = overlap_counts(t, p)
@@ -235,11 +279,13 @@ def overlapping_pairs(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, .
     rows, cols, inter = pairs.row.astype(np.int64), pairs.col.astype(np.int64), pairs.data
     return rows, cols, inter, inter / (area_t[rows] + area_p[cols] - inter), area_t, area_p
 
+# %% ../nbs/10a_instances.ipynb #a9afe60f
 def pair_iou(true: np.ndarray, pred: np.ndarray) -> sparse.csr_matrix:
     "Sparse (n_true, n_pred) IoU of the instances present (ids in increasing order); only overlapping pairs are stored."
     rows, cols, _, iou, area_t, area_p = overlapping_pairs(true, pred)
     return sparse.csr_matrix((iou, (rows, cols)), shape=(len(area_t), len(area_p)))
 
+# %% ../nbs/10a_instances.ipynb #cda60950
 def pq_counts(true: np.ndarray, pred: np.ndarray) -> tuple[int, int, int, float]:
     "(TP, FP, FN, sum of matched IoU) of one image: instances match when IoU > 0.5."
     _, _, _, iou, area_t, area_p = overlapping_pairs(true, pred)
@@ -247,19 +293,23 @@ def pq_counts(true: np.ndarray, pred: np.ndarray) -> tuple[int, int, int, float]
     tp = int(matched.sum())
     return tp, len(area_p) - tp, len(area_t) - tp, float(iou[matched].sum())
 
+# %% ../nbs/10a_instances.ipynb #46c325a7
 def pq_from_counts(tp, fp, fn, iou_sum) -> dict:
     "{'dq', 'sq', 'pq'} from (summed) `pq_counts`; all 1.0 when there is no object at all, 0.0 when nothing matches."
     if tp + fp + fn == 0: return dict(dq=1.0, sq=1.0, pq=1.0)
     dq, sq = tp / (tp + 0.5 * fp + 0.5 * fn), (iou_sum / tp if tp else 0.0)
     return dict(dq=float(dq), sq=float(sq), pq=float(dq * sq))
 
+# %% ../nbs/10a_instances.ipynb #0a7d8a40
 def max_iou_pairs(rows: np.ndarray, iou: np.ndarray) -> np.ndarray:
     "Indices of the pairs that give each true instance (`rows`) its prediction of largest IoU."
     order = np.lexsort((-iou, rows))
     return order[np.r_[True, rows[order][1:] != rows[order][:-1]]] if len(order) else order
 
+# %% ../nbs/10a_instances.ipynb #49230cae
 def one_to_one_pairs(rows: np.ndarray, cols: np.ndarray, iou: np.ndarray) -> np.ndarray:
-    "Indices of the pairs of a one-to-one matching of largest total IoU: Hungarian method per group of overlapping instances."
+    """Indices of the pairs of a one-to-one matching of largest total IoU: Hungarian method per group of overlapping
+    instances."""
     if not len(rows): return rows
     n_t = rows.max() + 1
     graph = sparse.coo_matrix((np.ones_like(iou), (rows, cols + n_t)), shape=(n_t + cols.max() + 1,) * 2)
@@ -274,40 +324,61 @@ def one_to_one_pairs(rows: np.ndarray, cols: np.ndarray, iou: np.ndarray) -> np.
         chosen.append(picked[picked >= 0])
     return np.concatenate(chosen)
 
+# %% ../nbs/10a_instances.ipynb #07e2c545
 def aji_counts(true: np.ndarray, pred: np.ndarray, plus: bool = False) -> tuple[int, int]:
-    "(intersection, union) of one image for AJI (each true object with its max-IoU prediction) or AJI+ (`plus`: one-to-one)."
+    """(intersection, union) of one image for AJI (each true object with its max-IoU prediction) or AJI+
+    (`plus`: one-to-one)."""
     rows, cols, inter, iou, area_t, area_p = overlapping_pairs(true, pred)
     k = one_to_one_pairs(rows, cols, iou) if plus else max_iou_pairs(rows, iou)
-    union = (area_t[rows[k]] + area_p[cols[k]] - inter[k]).sum() + np.delete(area_t, rows[k]).sum() + np.delete(area_p, cols[k]).sum()
+    union = (
+        (area_t[rows[k]] + area_p[cols[k]] - inter[k]).sum()
+        + np.delete(area_t, rows[k]).sum()
+        + np.delete(area_p, cols[k]).sum()
+    )
     return int(inter[k].sum()), int(union)
 
+# %% ../nbs/10a_instances.ipynb #398cd7e7
 def image_pairs(true, pred) -> list[tuple]:
     "[(true, pred), …] from one pair of maps or from two equally long lists of maps."
-    if isinstance(true, (list, tuple)) != isinstance(pred, (list, tuple)) or (isinstance(true, (list, tuple)) and len(true) != len(pred)):
+    if isinstance(true, (list, tuple)) != isinstance(pred, (list, tuple)) or (
+        isinstance(true, (list, tuple)) and len(true) != len(pred)
+    ):
         raise TilError('need one true and one predicted map, or two lists of maps of the same length')
     return list(zip(true, pred)) if isinstance(true, (list, tuple)) else [(true, pred)]
 
+# %% ../nbs/10a_instances.ipynb #86150987
 def panoptic_quality(true, pred) -> dict:
     "{'dq', 'sq', 'pq'} of one image or of lists of images (counts summed over images)."
     return pq_from_counts(*np.sum([pq_counts(t, p) for t, p in image_pairs(true, pred)] or [(0, 0, 0, 0.0)], axis=0))
 
+# %% ../nbs/10a_instances.ipynb #00760e71
 def aji(true, pred, plus: bool = False) -> float:
-    "Aggregated Jaccard index (`plus`: AJI+) of one image or of lists of images (counts summed over images); 1.0 when both are empty."
+    """Aggregated Jaccard index (`plus`: AJI+) of one image or of lists of images (counts summed over images); 1.0 when
+    both are empty."""
     i_sum, u_sum = np.sum([aji_counts(t, p, plus) for t, p in image_pairs(true, pred)] or [(0, 0)], axis=0)
     return 1.0 if u_sum == 0 else float(i_sum / u_sum)
 
+# %% ../nbs/10a_instances.ipynb #2fd342c0
 def dice_binary(true, pred) -> float:
     "Dice of the foreground (> 0) of one map or of lists of maps (counts summed)."
-    return dice_from_counts(*np.sum([dice_counts(np.asarray(p) > 0, np.asarray(t) > 0, True, ignore=()) for t, p in image_pairs(true, pred)], axis=0))
+    counts = [dice_counts(np.asarray(p) > 0, np.asarray(t) > 0, True, ignore=()) for t, p in image_pairs(true, pred)]
+    return dice_from_counts(*np.sum(counts, axis=0))
 
+# %% ../nbs/10a_instances.ipynb #a268a794
 def classification_scores(true, pred, n_classes: int) -> dict:
-    "{'accuracy', 'macro_f1', 'confusion' (n_classes, n_classes), rows true, columns predicted} of class labels (any shape)."
+    """{'accuracy', 'macro_f1', 'confusion' (n_classes, n_classes), rows true, columns predicted} of class labels
+    (any shape)."""
     true, pred = np.asarray(true).ravel(), np.asarray(pred).ravel()
     check_same_shape(true, pred)
     if true.size == 0: raise TilError('no labels to score')
-    if min(true.min(), pred.min()) < 0 or max(true.max(), pred.max()) >= n_classes: raise TilError(f'class labels must lie in 0..{n_classes - 1}')
+    if min(true.min(), pred.min()) < 0 or max(true.max(), pred.max()) >= n_classes:
+        raise TilError(f'class labels must lie in 0..{n_classes - 1}')
     confusion = np.bincount(true * n_classes + pred, minlength=n_classes ** 2).reshape(n_classes, n_classes)
     tp = np.diag(confusion)
     f1_den = confusion.sum(0) + confusion.sum(1)  # 2·TP + FP + FN
     present = f1_den > 0
-    return dict(accuracy=float(tp.sum() / true.size), macro_f1=float(np.mean(2 * tp[present] / f1_den[present])), confusion=confusion)
+    return dict(
+        accuracy=float(tp.sum() / true.size),
+        macro_f1=float(np.mean(2 * tp[present] / f1_den[present])),
+        confusion=confusion,
+    )

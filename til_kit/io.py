@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_io.ipynb #0679c835
 from __future__ import annotations
-import json, logging, os, re, tempfile
+import json, logging, os, re, shutil, tempfile
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,9 +15,9 @@ from PIL import Image
 from .core import *
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'POINT_TYPES', 'AREA_TYPES', 'OUTPUT_NAMES', 'atomic_path', 'write_json', 'write_figure', 'read_image',
-           'read_mask', 'write_png', 'pair_by_name', 'CocoCells', 'read_coco_cells', 'write_coco_cells', 'Annotation',
-           'read_asap_xml', 'asap_points', 'asap_polygons', 'write_asap_xml', 'tiff_spacing', 'Slide',
+__all__ = ['IMAGE_EXTS', 'POINT_TYPES', 'AREA_TYPES', 'OUTPUT_NAMES', 'atomic_path', 'write_json', 'write_figure', 'staged_dir',
+           'read_image', 'read_mask', 'write_png', 'pair_by_name', 'CocoCells', 'read_coco_cells', 'write_coco_cells',
+           'Annotation', 'read_asap_xml', 'asap_points', 'asap_polygons', 'write_asap_xml', 'tiff_spacing', 'Slide',
            'write_tiff_levels', 'write_pyramid_tiff', 'write_label_tiff', 'write_tiger_detections',
            'read_tiger_detections', 'qupath_feature', 'point_features', 'polygon_feature', 'write_geojson',
            'write_til_score', 'output_paths']
@@ -30,7 +30,8 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     os.close(fd)
-    umask = os.umask(0); os.umask(umask)
+    umask = os.umask(0)
+    os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600): give it the mode a plain open() would
     try:
         yield Path(tmp)
@@ -39,19 +40,33 @@ def atomic_path(path):
         Path(tmp).unlink(missing_ok=True)
         raise
 
+# %% ../nbs/01_io.ipynb #c4b94320
 def write_json(path, obj, **kwargs):
     "Write `obj` as JSON to `path`, atomically."
     with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, **kwargs))
 
+# %% ../nbs/01_io.ipynb #6edde4f1
 def write_figure(path, fig, dpi: int = 100):
     "Save the matplotlib `fig` as a PNG at `path`, atomically, and close it."
     import matplotlib.pyplot as plt  # here, so that reading and writing data does not load pyplot
     with atomic_path(path) as tmp: fig.savefig(tmp, format='png', dpi=dpi)
     plt.close(fig)
 
-# %% ../nbs/01_io.ipynb #2655fa5b
-IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
+# %% ../nbs/01_io.ipynb #4abaefff
+@contextmanager
+def staged_dir(out):
+    "Yield a temporary folder beside `out`; on success it replaces `out` (removing an old one), on error it is removed."
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+    try:
+        yield tmp
+        if out.exists(): shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists(): shutil.rmtree(tmp)
 
+# %% ../nbs/01_io.ipynb #2655fa5b
 def _open(path) -> Image.Image:
     try:
         im = Image.open(path)
@@ -64,6 +79,7 @@ def read_image(path) -> np.ndarray:
     "An image file as a writable RGB uint8 array (H, W, 3); palette, grey and RGBA images are converted."
     return np.array(_open(path).convert('RGB'))
 
+# %% ../nbs/01_io.ipynb #fbfc6ef3
 def read_mask(path) -> np.ndarray:
     "A label mask as uint8 (H, W); refuses colour masks instead of guessing."
     im = _open(path)
@@ -73,16 +89,25 @@ def read_mask(path) -> np.ndarray:
     if a.max(initial=0) > 255: raise TilError(f'{path}: mask values above 255')
     return a.astype(np.uint8)
 
+# %% ../nbs/01_io.ipynb #47096256
 def write_png(path, array: np.ndarray):
     "Write an RGB or label array as PNG, atomically."
     with atomic_path(path) as tmp: Image.fromarray(np.asarray(array)).save(tmp, format='PNG')
 
+# %% ../nbs/01_io.ipynb #7e2612cc
+IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.tif', '.tiff')
+
 def pair_by_name(images_dir, masks_dir, exts=IMAGE_EXTS):
     "Pair images and masks by file stem: (pairs, images without mask, masks without image), sorted."
-    def index(d): return {p.stem: p for p in sorted(Path(d).iterdir()) if p.suffix.lower() in exts} if Path(d).is_dir() else {}
+    def index(d):
+        return {p.stem: p for p in sorted(Path(d).iterdir()) if p.suffix.lower() in exts} if Path(d).is_dir() else {}
     imgs, masks = index(images_dir), index(masks_dir)
     pairs = [(imgs[k], masks[k]) for k in sorted(imgs.keys() & masks.keys())]
-    return pairs, [imgs[k] for k in sorted(imgs.keys() - masks.keys())], [masks[k] for k in sorted(masks.keys() - imgs.keys())]
+    return (
+        pairs,
+        [imgs[k] for k in sorted(imgs.keys() - masks.keys())],
+        [masks[k] for k in sorted(masks.keys() - imgs.keys())],
+    )
 
 # %% ../nbs/01_io.ipynb #f39b6519
 @dataclass
@@ -97,6 +122,7 @@ class CocoCells:
         b = self.boxes.get(Path(name).name, np.zeros((0, 4)))
         return b[:, :2] + b[:, 2:] / 2
 
+# %% ../nbs/01_io.ipynb #655fda4f
 def read_coco_cells(path) -> CocoCells:
     "Read a COCO detection file (TIGER `tiger-coco.json`) into per-image boxes."
     try: coco = json.loads(Path(path).read_text())
@@ -109,16 +135,26 @@ def read_coco_cells(path) -> CocoCells:
         else: orphans.append(a.get('id'))
     return CocoCells(sizes, {n: np.array(b, float).reshape(-1, 4) for n, b in boxes.items()}, orphans)
 
+# %% ../nbs/01_io.ipynb #c29d0d1a
 def write_coco_cells(path, cells: dict, sizes: dict, box_px: float = 16, category='lymphocytes and plasma cells'):
-    "Write cell centres `{file name: (N, 2) xy}` as TIGER-style COCO boxes of `box_px`, shrunk symmetrically at image borders so centres stay exact."
+    """Write cell centres `{file name: (N, 2) xy}` as TIGER-style COCO boxes of `box_px`, shrunk symmetrically at image
+    borders so centres stay exact."""
     images, anns = [], []
     for i, name in enumerate(sorted(cells)):
         w, h = sizes[name]
         images.append({'id': i, 'file_name': name, 'width': int(w), 'height': int(h)})
         for x, y in np.asarray(cells[name], float).reshape(-1, 2):
             half = min(box_px / 2, x, w - x, y, h - y)
-            anns.append({'id': len(anns), 'image_id': i, 'category_id': 1, 'bbox': [x - half, y - half, 2 * half, 2 * half],
-                         'area': 4 * half * half, 'iscrowd': 0})
+            anns.append(
+                {
+                    'id': len(anns),
+                    'image_id': i,
+                    'category_id': 1,
+                    'bbox': [x - half, y - half, 2 * half, 2 * half],
+                    'area': 4 * half * half,
+                    'iscrowd': 0,
+                }
+            )
     write_json(path, {'images': images, 'annotations': anns, 'categories': [{'id': 1, 'name': category}]})
 
 # %% ../nbs/01_io.ipynb #9a2b8bef
@@ -130,8 +166,7 @@ class Annotation:
     group: str
     coords: np.ndarray
 
-POINT_TYPES, AREA_TYPES = ('Dot', 'PointSet'), ('Polygon', 'Rectangle', 'Spline')
-
+# %% ../nbs/01_io.ipynb #6075a417
 def read_asap_xml(path) -> list[Annotation]:
     "Read every annotation of an ASAP XML file."
     try: root = ET.parse(path).getroot()
@@ -143,33 +178,43 @@ def read_asap_xml(path) -> list[Annotation]:
         anns.append(Annotation(a.get('Name', ''), a.get('Type', ''), a.get('PartOfGroup', 'None'), xy))
     return anns
 
+# %% ../nbs/01_io.ipynb #c5a95fa4
+POINT_TYPES, AREA_TYPES = ('Dot', 'PointSet'), ('Polygon', 'Rectangle', 'Spline')
+
 def asap_points(anns, group: str | None = None) -> np.ndarray:
     "All point coordinates (N, 2) of `Dot`/`PointSet` annotations, optionally of one group."
     pts = [a.coords for a in anns if a.type in POINT_TYPES and (group is None or a.group == group)]
     return np.concatenate(pts) if pts else np.zeros((0, 2))
 
+# %% ../nbs/01_io.ipynb #c9cdf12e
 def asap_polygons(anns, group: str | None = None) -> list[np.ndarray]:
     "Coordinates of area annotations (polygons, rectangles, splines), optionally of one group."
     return [a.coords for a in anns if a.type in AREA_TYPES and (group is None or a.group == group)]
 
+# %% ../nbs/01_io.ipynb #d5078689
 def write_asap_xml(path, anns: list[Annotation], colors: dict | None = None):
     "Write annotations as an ASAP XML file (groups declared, one color per group), atomically."
     colors = colors or {}
-    root = ET.Element('ASAP_Annotations'); xa = ET.SubElement(root, 'Annotations')
+    root = ET.Element('ASAP_Annotations')
+    xa = ET.SubElement(root, 'Annotations')
     for a in anns:
-        e = ET.SubElement(xa, 'Annotation', Name=a.name, Type=a.type, PartOfGroup=a.group, Color=colors.get(a.group, '#F4FA58'))
+        color = colors.get(a.group, '#F4FA58')
+        e = ET.SubElement(xa, 'Annotation', Name=a.name, Type=a.type, PartOfGroup=a.group, Color=color)
         xc = ET.SubElement(e, 'Coordinates')
         for i, (x, y) in enumerate(np.asarray(a.coords).reshape(-1, 2)):
             ET.SubElement(xc, 'Coordinate', Order=str(i), X=f'{x:.4f}', Y=f'{y:.4f}')
     xg = ET.SubElement(root, 'AnnotationGroups')
     for g in dict.fromkeys(a.group for a in anns):
-        ET.SubElement(ET.SubElement(xg, 'Group', Name=g, PartOfGroup='None', Color=colors.get(g, '#F4FA58')), 'Attributes')
+        group = ET.SubElement(xg, 'Group', Name=g, PartOfGroup='None', Color=colors.get(g, '#F4FA58'))
+        ET.SubElement(group, 'Attributes')
     ET.indent(root)
     with atomic_path(path) as tmp: ET.ElementTree(root).write(tmp, encoding='utf-8', xml_declaration=True)
 
 # %% ../nbs/01_io.ipynb #07cf5b93
 class _Collect(logging.Handler):
-    def __init__(self): super().__init__(); self.messages = []
+    def __init__(self):
+        super().__init__()
+        self.messages = []
     def emit(self, record): self.messages.append(record.getMessage())
 
 @contextmanager
@@ -179,8 +224,11 @@ def _quiet(logger: str):
     propagate, log.propagate = log.propagate, False
     log.addHandler(handler)
     try: yield handler.messages
-    finally: log.removeHandler(handler); log.propagate = propagate
+    finally:
+        log.removeHandler(handler)
+        log.propagate = propagate
 
+# %% ../nbs/01_io.ipynb #abc2e483
 def tiff_spacing(tif: tifffile.TiffFile) -> float | None:
     "Level-0 spacing in µm/px from Aperio `MPP` or the TIFF resolution tags (None if absent)."
     page = tif.pages[0]
@@ -192,6 +240,7 @@ def tiff_spacing(tif: tifffile.TiffFile) -> float | None:
     num, den = res.value
     return per_um * den / num if num else None
 
+# %% ../nbs/01_io.ipynb #6ec35e75
 class Slide:
     "A multi-resolution TIFF/SVS opened for region reads at a physical spacing."
     def __init__(self, path, spacing: float | None = None, tol: float = 0.02):
@@ -207,7 +256,9 @@ class Slide:
         self.spacing = spacing or tiff_spacing(self._tif)
         self.n_channels = self.levels[0].shape[2] if self.levels[0].ndim == 3 else 1
 
-    def __repr__(self): return f'Slide({self.path.name}, {self.shapes[0][1]}×{self.shapes[0][0]} px, {self.spacing} µm/px, {len(self.levels)} levels)'
+    def __repr__(self):
+        return (f'Slide({self.path.name}, {self.shapes[0][1]}×{self.shapes[0][0]} px, {self.spacing} µm/px, '
+                f'{len(self.levels)} levels)')
     def __enter__(self): return self
     def __exit__(self, *a): self.close()
     def close(self): self._tif.close()
@@ -216,7 +267,8 @@ class Slide:
         "Raise `TilError` if any tile lies beyond the end of the file, as in a truncated download."
         size = self._tif.filehandle.size
         try:
-            with _quiet('tifffile') as problems: ends = [o + n for page in self._tif.pages for o, n in zip(page.dataoffsets, page.databytecounts)]
+            with _quiet('tifffile') as problems:
+                ends = [o + n for page in self._tif.pages for o, n in zip(page.dataoffsets, page.databytecounts)]
         except Exception as e: raise TilError(f'{self.path}: unreadable slide ({type(e).__name__}: {e})') from None
         if ends and max(ends) > size: raise TilError(f'{self.path}: truncated file ({max(ends) - size} bytes missing)')
         problems = self._problems + problems
@@ -224,7 +276,8 @@ class Slide:
 
     def level_spacing(self, level: int) -> float: return self._need_spacing() * self.downsamples[level]
     def _need_spacing(self):
-        if not self.spacing: raise TilError(f'{self.path}: slide has no spacing (µm/px) in its metadata; pass it explicitly')
+        if not self.spacing:
+            raise TilError(f'{self.path}: slide has no spacing (µm/px) in its metadata; pass it explicitly')
         return self.spacing
 
     def size_at(self, spacing: float) -> tuple[int, int]:
@@ -234,14 +287,16 @@ class Slide:
 
     def level_for(self, downsample: float) -> int:
         "The coarsest level downsampled at most `downsample` times (within `tol`) from level 0."
-        return max((i for i, d in enumerate(self.downsamples) if d <= downsample * (1 + self.tol)), key=lambda i: self.downsamples[i])
+        fine_enough = (i for i, d in enumerate(self.downsamples) if d <= downsample * (1 + self.tol))
+        return max(fine_enough, key=lambda i: self.downsamples[i])
 
     def best_level(self, spacing: float) -> int:
         "The coarsest level whose spacing is at most `spacing` (within `tol`)."
         return self.level_for(spacing / self._need_spacing())
 
     def read_level(self, level: int, x: int, y: int, w: int, h: int) -> np.ndarray:
-        "Pixels of `level` in [y, y+h) × [x, x+w) of that level's grid; outside the slide is filled (255 for RGB, 0 for labels)."
+        """Pixels of `level` in [y, y+h) × [x, x+w) of that level's grid; outside the slide is filled
+        (255 for RGB, 0 for labels)."""
         a, (H, W) = self.levels[level], self.shapes[level]
         out = np.full((h, w) + a.shape[2:], 255 if self.n_channels == 3 else 0, dtype=a.dtype)
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, W), min(y + h, H)
@@ -271,27 +326,38 @@ class Slide:
         a = np.asarray(self.levels[self.level_for(1 / f)][:])
         size = (max(1, round(W * f)), max(1, round(H * f)))
         if size == (a.shape[1], a.shape[0]): return a
-        return np.asarray(Image.fromarray(a).resize(size, Image.Resampling.BOX if self.n_channels == 3 else Image.Resampling.NEAREST))
+        return np.asarray(
+            Image.fromarray(a).resize(size, Image.Resampling.BOX if self.n_channels == 3 else Image.Resampling.NEAREST)
+        )
 
 # %% ../nbs/01_io.ipynb #4bb0352a
+def write_tiff_levels(path, levels: list, spacing: float, tile: int = 512, compression='lzw', quality: int = 90):
+    """Tiled multi-resolution TIFF from `levels` (numpy or zarr arrays, each half the previous), read tile by tile: they
+    need not fit in memory."""
+    rgb = levels[0].ndim == 3
+    opts = dict(
+        tile=(tile, tile),
+        photometric='rgb' if rgb else 'minisblack',
+        metadata=None,
+        resolutionunit='CENTIMETER',
+        compression=compression,
+        compressionargs={'level': quality} if compression == 'jpeg' else None,
+    )
+    def tiles(a):
+        for y in range(0, a.shape[0], tile):
+            for x in range(0, a.shape[1], tile): yield np.asarray(a[y:y + tile, x:x + tile])
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp) as tw:
+        for i, a in enumerate(levels):
+            resolution = (1e4 / (spacing * 2 ** i),) * 2  # pixels per cm
+            tw.write(tiles(a), shape=a.shape, dtype=a.dtype, subfiletype=1 if i else 0, resolution=resolution, **opts)
+
+# %% ../nbs/01_io.ipynb #d17f9801
 def _halve(a: np.ndarray, mean: bool) -> np.ndarray:
     if not mean: return a[::2, ::2]
     h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
     if not h or not w: return a[::2, ::2]
     b = a[:h, :w].astype(np.float32)
     return ((b[0::2, 0::2] + b[1::2, 0::2] + b[0::2, 1::2] + b[1::2, 1::2]) / 4).round().astype(a.dtype)
-
-def write_tiff_levels(path, levels: list, spacing: float, tile: int = 512, compression='lzw', quality: int = 90):
-    "Tiled multi-resolution TIFF from `levels` (numpy or zarr arrays, each half the previous), read tile by tile: they need not fit in memory."
-    rgb = levels[0].ndim == 3
-    opts = dict(tile=(tile, tile), photometric='rgb' if rgb else 'minisblack', metadata=None, resolutionunit='CENTIMETER',
-                compression=compression, compressionargs={'level': quality} if compression == 'jpeg' else None)
-    def tiles(a):
-        for y in range(0, a.shape[0], tile):
-            for x in range(0, a.shape[1], tile): yield np.asarray(a[y:y + tile, x:x + tile])
-    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp) as tw:
-        for i, a in enumerate(levels):
-            tw.write(tiles(a), shape=a.shape, dtype=a.dtype, subfiletype=1 if i else 0, resolution=(1e4 / (spacing * 2 ** i),) * 2, **opts)
 
 def write_pyramid_tiff(path, data: np.ndarray, spacing: float, tile: int = 512, compression='lzw',
                        mean: bool = False, quality: int = 90, min_size: int | None = None):
@@ -300,6 +366,7 @@ def write_pyramid_tiff(path, data: np.ndarray, spacing: float, tile: int = 512, 
     while max(levels[-1].shape[:2]) > min_size: levels.append(_halve(levels[-1], mean))
     write_tiff_levels(path, levels, spacing, tile, compression, quality)
 
+# %% ../nbs/01_io.ipynb #deea137e
 def write_label_tiff(path, labels: np.ndarray, spacing: float, tile: int = 512, compression='lzw'):
     "TIGER-style segmentation output: uint8 labels, tiled, LZW, nearest-neighbour pyramid, spacing stored."
     write_pyramid_tiff(path, np.asarray(labels, np.uint8), spacing, tile, compression, mean=False)
@@ -308,44 +375,74 @@ def write_label_tiff(path, labels: np.ndarray, spacing: float, tile: int = 512, 
 def write_tiger_detections(path, points_px, probabilities, spacing: float):
     "Write level-0 pixel points (N, 2) with probabilities as TIGER's detection JSON (mm)."
     mm = px_to_mm(np.asarray(points_px, float).reshape(-1, 2), spacing)
-    pts = [{'point': [float(x), float(y), 0.5 * spacing / 1000], 'probability': float(p)} for (x, y), p in zip(mm, probabilities)]
+    pts = [
+        {'point': [float(x), float(y), 0.5 * spacing / 1000], 'probability': float(p)}
+        for (x, y), p in zip(mm, probabilities)
+    ]
     write_json(path, {'type': 'Multiple points', 'version': {'major': 1, 'minor': 0}, 'points': pts})
 
+# %% ../nbs/01_io.ipynb #63d702b8
 def read_tiger_detections(path, spacing: float) -> tuple[np.ndarray, np.ndarray]:
     "Read a TIGER detection JSON back to level-0 pixel points (N, 2) and probabilities (N,)."
     pts = json.loads(Path(path).read_text())['points']
     xy = np.array([p['point'][:2] for p in pts], float).reshape(-1, 2) * 1000 / spacing
     return xy, np.array([p.get('probability', 1.0) for p in pts], float)
 
-def qupath_feature(geometry: dict, name: str, color, object_type='annotation', measurements: dict | None = None) -> dict:
+# %% ../nbs/01_io.ipynb #969cd417
+def qupath_feature(
+    geometry: dict, name: str, color, object_type='annotation', measurements: dict | None = None
+) -> dict:
     "A GeoJSON feature as QuPath reads it: object type, classification (name, RGB colour), measurements."
     props = {'objectType': object_type, 'classification': {'name': name, 'color': [int(c) for c in color]}}
-    if measurements: props['measurements'] = {k: float(v) for k, v in measurements.items()}
+    if measurements:
+        props['measurements'] = {k: float(v) for k, v in measurements.items()}
     return {'type': 'Feature', 'geometry': geometry, 'properties': props}
 
+# %% ../nbs/01_io.ipynb #8c972de1
 def point_features(points, name: str, color, probabilities=None) -> list[dict]:
     "Cells as QuPath detections: one Point feature each, with an optional `probability` measurement."
     probabilities = [None] * len(points) if probabilities is None else probabilities
-    return [qupath_feature({'type': 'Point', 'coordinates': [float(x), float(y)]}, name, color, 'detection',
-                           None if p is None else {'probability': p}) for (x, y), p in zip(np.asarray(points).reshape(-1, 2), probabilities)]
+    return [
+        qupath_feature(
+            {'type': 'Point', 'coordinates': [float(x), float(y)]},
+            name,
+            color,
+            'detection',
+            None if p is None else {'probability': p},
+        )
+        for (x, y), p in zip(np.asarray(points).reshape(-1, 2), probabilities)
+    ]
 
+# %% ../nbs/01_io.ipynb #1f71a6f9
 def polygon_feature(ring, name: str, color, measurements: dict | None = None, holes=()) -> dict:
     "A polygon (outer `ring` (N, 2), optional `holes`) as a QuPath annotation; rings are closed if open."
     def closed(r):
         r = [[float(x), float(y)] for x, y in np.asarray(r).reshape(-1, 2)]
         return r + r[:1] if r[0] != r[-1] else r
-    return qupath_feature({'type': 'Polygon', 'coordinates': [closed(r) for r in (ring, *holes)]}, name, color, 'annotation', measurements)
+    return qupath_feature(
+        {'type': 'Polygon', 'coordinates': [closed(r) for r in (ring, *holes)]}, name, color, 'annotation', measurements
+    )
 
+# %% ../nbs/01_io.ipynb #b7e5dcf7
 def write_geojson(path, features: list[dict]):
     "Write features as a GeoJSON FeatureCollection, atomically."
     write_json(path, {'type': 'FeatureCollection', 'features': features})
 
+# %% ../nbs/01_io.ipynb #7811a1e5
 def write_til_score(path, score: float):
     "Write the TIL score (a percentage, clipped to [0, 100]) as a JSON file holding one number."
     write_json(path, float(np.clip(score, 0, 100)))
 
-OUTPUT_NAMES = dict(tissue='tissue.tif', detections='detections.json', til_score='til-score.json',
-                    geojson='cells.geojson', overview='overview.png', summary='summary.json')  # Cerberus models' files: `10f_cerberus_infer`
+# %% ../nbs/01_io.ipynb #2a38d779
+# Cerberus models' files: `10f_cerberus_infer`
+OUTPUT_NAMES = dict(
+    tissue='tissue.tif',
+    detections='detections.json',
+    til_score='til-score.json',
+    geojson='cells.geojson',
+    overview='overview.png',
+    summary='summary.json',
+)
 
 def output_paths(out, stem: str) -> dict[str, Path]:
     "Where the outputs for input `stem` go: one folder `out/stem` holding the files of `OUTPUT_NAMES`."

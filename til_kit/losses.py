@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from .core import *
 
 # %% auto #0
-__all__ = ['POS_WEIGHT', 'HEATMAP_LOSSES', 'TYPE_CLASS_WEIGHTS', 'ACTIVATIONS', 'PUBLISHED_WEIGHTS', 'LYMPH_LOSSES',
-           'soft_dice_loss', 'tissue_loss', 'peak_weights', 'heatmap_loss', 'boxmask_loss', 'instance_loss',
-           'type_loss', 'task_probs', 'MultiTaskLoss']
+__all__ = ['POS_WEIGHT', 'HEATMAP_LOSSES', 'ACTIVATIONS', 'PUBLISHED_WEIGHTS', 'LYMPH_LOSSES', 'KIND_LOSSES', 'soft_dice_loss',
+           'tissue_loss', 'peak_weights', 'heatmap_loss', 'boxmask_loss', 'instance_loss', 'type_loss', 'task_probs',
+           'MultiTaskLoss']
 
 # %% ../nbs/05_losses.ipynb #ccd3d939
 def soft_dice_loss(probs, target, ignore_index: int = IGNORE) -> torch.Tensor:
@@ -66,8 +66,6 @@ def boxmask_loss(logits, target) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction='none').mean((1, 2, 3))
 
 # %% ../nbs/05_losses.ipynb #0171495f
-TYPE_CLASS_WEIGHTS = {'nuclei_type': (0, 12, 1, 2, 6, 12, 2), 'gland_type': (0, 1, 1)}  # Cerberus' weights; class 0 (no label) never counts
-
 def instance_loss(logits, target) -> torch.Tensor:
     "Per sample (B,): cross-entropy of the background/interior/contour class, weighted by the border weights; `target` (B, 2, H, W) = class, weight."
     ce = F.cross_entropy(logits.float(), target[:, 0].long(), reduction='none')
@@ -76,7 +74,8 @@ def instance_loss(logits, target) -> torch.Tensor:
 def type_loss(logits, target, class_weights=None) -> torch.Tensor:
     "Per sample (B,): class-weighted cross-entropy + soft Dice of the positive classes, inside objects (`target` > 0) only; 0 without objects."
     logits, inside = logits.float(), target > 0
-    w = torch.ones(logits.shape[1], device=logits.device) if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32, device=logits.device)
+    w = torch.as_tensor(class_weights if class_weights is not None else [1.] * logits.shape[1], dtype=torch.float32,
+                        device=logits.device)
     ce = F.cross_entropy(logits, target, weight=w, reduction='none') * inside
     norm = (w[target] * inside).sum((1, 2))
     p = logits.softmax(1)[:, 1:] * inside[:, None]
@@ -88,7 +87,8 @@ def type_loss(logits, target, class_weights=None) -> torch.Tensor:
 
 # %% ../nbs/05_losses.ipynb #cabff11c
 _softmax = lambda z: z.float().softmax(1)
-ACTIVATIONS = {'segmentation': _softmax, 'instance': _softmax, 'classification': _softmax, 'detection': lambda z: torch.sigmoid(z.float())}
+ACTIVATIONS = {'segmentation': _softmax, 'detection': lambda z: torch.sigmoid(z.float()), 'instance': _softmax,
+               'types': _softmax, 'classification': _softmax}  # by task kind
 
 def task_probs(pred: dict) -> dict:
     "Model output {task: logits} → {task: probabilities}: softmax over channels for segmentation, instance (background/interior/contour) and classification tasks, sigmoid for detection heatmaps."
@@ -99,8 +99,20 @@ def task_probs(pred: dict) -> dict:
 
 # %% ../nbs/05_losses.ipynb #ffa6ae8d
 PUBLISHED_WEIGHTS = {'tissue': 0.13, 'lymph': 0.87,  # the TIL model's
-                     'lumen': 1.5, 'gland': 1.4, 'nuclei': 1.0, 'gland_type': 1.0, 'nuclei_type': 1.0, 'pclass': 0.4}  # Cerberus' (its nuclei_type is 0 until the second stage trains it alone)
+                     'lumen': 1.5, 'gland': 1.4, 'nuclei': 1.0, 'gland_type': 1.0, 'nuclei_type': 1.0,
+                     'pclass': 0.4}  # Cerberus' (its nuclei_type is 0 until the second stage trains it alone)
 LYMPH_LOSSES = HEATMAP_LOSSES + ('boxmask',)
+
+def _detection_loss(lf, task, logits, target):
+    if lf.lymph_loss == 'boxmask': return boxmask_loss(logits, target)
+    return heatmap_loss(logits, target, lf.lymph_loss, lf.pos_weight)
+
+KIND_LOSSES = {  # task kind → per-sample loss (B,) from (the `MultiTaskLoss` and its options, the task, logits, target)
+    'segmentation': lambda lf, task, logits, target: tissue_loss(logits, target, lf.class_weights, lf.dice_weight),
+    'detection': _detection_loss,
+    'instance': lambda lf, task, logits, target: instance_loss(logits, target),
+    'types': lambda lf, task, logits, target: type_loss(logits, target, task.class_weights),
+    'classification': lambda lf, task, logits, target: F.cross_entropy(logits.float(), target, reduction='none')}
 
 def _fixed_weights(weights, names: list[str]) -> dict[str, float]:
     "Task weights for 'equal', 'published' or a {task: weight} dict, checked against the task names."
@@ -120,7 +132,7 @@ class MultiTaskLoss(nn.Module):
                  dice_weight: float = 1.0, pos_weight: float = POS_WEIGHT):
         super().__init__()
         self.tasks = parse_tasks(tasks)
-        names = [t.name for t in self.tasks]
+        names = task_names(self.tasks)
         if lymph_loss not in LYMPH_LOSSES: raise TilError(f"lymph_loss must be one of {', '.join(LYMPH_LOSSES)}, not {lymph_loss!r}")
         self.lymph_loss, self.dice_weight, self.pos_weight = lymph_loss, dice_weight, pos_weight
         self.register_buffer('class_weights', None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32))
@@ -130,13 +142,8 @@ class MultiTaskLoss(nn.Module):
         self.components: dict[str, torch.Tensor] = {}
 
     def sample_losses(self, task: Task, logits, target) -> torch.Tensor:
-        "Per-sample loss (B,) of `task`."
-        if task.name == 'tissue': return tissue_loss(logits, target, self.class_weights, self.dice_weight)
-        if task.kind == 'instance': return instance_loss(logits, target)
-        if task.kind == 'segmentation': return type_loss(logits, target, TYPE_CLASS_WEIGHTS.get(task.name))
-        if task.kind == 'classification': return F.cross_entropy(logits.float(), target, reduction='none')
-        if self.lymph_loss == 'boxmask': return boxmask_loss(logits, target)
-        return heatmap_loss(logits, target, self.lymph_loss, self.pos_weight)
+        "Per-sample loss (B,) of `task`, by its kind (`KIND_LOSSES`)."
+        return KIND_LOSSES[task.kind](self, task, logits, target)
 
     def forward(self, pred: dict, *yb) -> torch.Tensor:
         *targets, flags = yb

@@ -24,9 +24,11 @@ SCHEMES = {  # label scheme → (tumour labels, stroma labels, ignored target la
 
 def scheme_labels(scheme: str) -> tuple:
     "(tumour labels, stroma labels, ignored labels) of `scheme`: 'tissue' (our 3 classes) or 'tiger' (TIGER's 0–7)."
-    if scheme not in SCHEMES: raise TilError(f"unknown label scheme {scheme!r}: use 'tissue' (3 classes) or 'tiger' (TIGER 0–7)")
+    if scheme not in SCHEMES:
+        raise TilError(f"unknown label scheme {scheme!r}: use 'tissue' (3 classes) or 'tiger' (TIGER 0–7)")
     return SCHEMES[scheme]
 
+# %% ../nbs/06_metrics.ipynb #a11bb760
 def dice_counts(pred: np.ndarray, target: np.ndarray, labels, ignore=(IGNORE,)) -> tuple[int, int]:
     "(2·|P∩T|, |P|+|T|) for the class set `labels` (int or tuple) over pixels whose `target` is not in `ignore`."
     pred, target = np.asarray(pred), np.asarray(target)
@@ -35,12 +37,15 @@ def dice_counts(pred: np.ndarray, target: np.ndarray, labels, ignore=(IGNORE,)) 
     p, t = np.isin(pred, labels) & valid, np.isin(target, labels) & valid
     return 2 * int(np.count_nonzero(p & t)), int(np.count_nonzero(p) + np.count_nonzero(t))
 
+# %% ../nbs/06_metrics.ipynb #2a0ab060
 def dice_from_counts(inter2, total) -> float:
     "Dice from summed `dice_counts`; 1.0 when the class is absent from both prediction and target (0/0)."
     return 1.0 if total == 0 else float(inter2 / total)
 
+# %% ../nbs/06_metrics.ipynb #2c0817eb
 def tiger_dice(pred, target, scheme: str = 'tissue') -> dict:
-    "{'tumor': Dice, 'stroma': Dice} of label maps in `scheme`; lists of maps (one per ROI) are scored together by summing counts."
+    """{'tumor': Dice, 'stroma': Dice} of label maps in `scheme`; lists of maps (one per ROI) are scored together by
+    summing counts."""
     tumor, stroma, ignore = scheme_labels(scheme)
     pairs = list(zip(pred, target)) if isinstance(pred, (list, tuple)) else [(pred, target)]
     if not pairs or (isinstance(pred, (list, tuple)) and len(pred) != len(target)):
@@ -50,7 +55,8 @@ def tiger_dice(pred, target, scheme: str = 'tissue') -> dict:
 
 # %% ../nbs/06_metrics.ipynb #52da375f
 def find_peaks(heatmap: np.ndarray, min_distance: float, threshold: float = 0.5) -> np.ndarray:
-    "(N, 3) x, y, value of local maxima of a 2-D `heatmap` above `threshold`, ≥ `min_distance` px apart (rounded up), highest first; border peaks kept."
+    """(N, 3) x, y, value of local maxima of a 2-D `heatmap` above `threshold`, ≥ `min_distance` px apart (rounded up),
+    highest first; border peaks kept."""
     hm = np.asarray(heatmap)
     if hm.ndim != 2: raise TilError(f'find_peaks needs a 2-D heatmap, got shape {hm.shape}')
     rc = peak_local_max(hm, min_distance=max(1, int(np.ceil(min_distance))), threshold_abs=threshold,
@@ -67,8 +73,10 @@ def as_points(points, min_cols: int = 2) -> np.ndarray:
     if a.ndim != 2 or a.shape[1] < min_cols: raise TilError(f'expected points of shape (N, ≥{min_cols}), got {a.shape}')
     return a
 
+# %% ../nbs/06_metrics.ipynb #d03413b5
 def pairs_within(gt, pred, radius: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    "(gt index, pred index, distance) of all pairs at distance ≤ `radius`, sorted by gt, then distance, then pred index."
+    """(gt index, pred index, distance) of all pairs at distance ≤ `radius`, sorted by gt, then distance, then pred
+    index."""
     gt, pred = as_points(gt)[:, :2], as_points(pred)[:, :2]
     if not len(gt) or not len(pred): return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
     hits = cKDTree(pred).query_ball_point(gt, r=radius * (1 + 1e-9) + 1e-12)  # a hair wide; the exact test is below
@@ -80,26 +88,33 @@ def pairs_within(gt, pred, radius: float) -> tuple[np.ndarray, np.ndarray, np.nd
     order = np.lexsort((pi, d, gi))
     return gi[order], pi[order], d[order]
 
+# %% ../nbs/06_metrics.ipynb #a5938f31
 def match_points(gt, pred, radius: float) -> tuple[np.ndarray, np.ndarray]:
-    "Matched (gt indices, pred indices), one-to-one: each gt in turn takes its nearest untaken pred within `radius` (TIGER)."
+    """Matched (gt indices, pred indices), one-to-one: each gt in turn takes its nearest untaken pred within `radius`
+    (TIGER)."""
     gi, pi, _ = pairs_within(gt, pred, radius)
     gt_done, taken, out = set(), set(), []
     for g, p in zip(gi.tolist(), pi.tolist()):  # per gt, candidates come nearest first
         if g in gt_done or p in taken: continue
-        gt_done.add(g); taken.add(p); out.append((g, p))
+        gt_done.add(g)
+        taken.add(p)
+        out.append((g, p))
     return tuple(np.array(c, dtype=int).reshape(-1) for c in zip(*out)) if out else (np.zeros(0, int), np.zeros(0, int))
 
+# %% ../nbs/06_metrics.ipynb #16c7ef27
 def detection_counts(gt, pred, radius: float) -> tuple[int, int, int]:
     "(TP, FP, FN) of one image's predictions (M, ≥2) against its cells (N, 2) at `radius`."
     n_gt, n_pred = len(as_points(gt)), len(as_points(pred))
     tp = len(match_points(gt, pred, radius)[0])
     return tp, n_pred - tp, n_gt - tp
 
+# %% ../nbs/06_metrics.ipynb #4b340588
 def prf(tp: int, fp: int, fn: int) -> dict:
     "Precision, recall and F1 from counts; each 0/0 is 1.0 (nothing predicted / nothing to find)."
     ratio = lambda a, b: 1.0 if b == 0 else a / b
     return dict(precision=ratio(tp, tp + fp), recall=ratio(tp, tp + fn), f1=ratio(2 * tp, 2 * tp + fp + fn))
 
+# %% ../nbs/06_metrics.ipynb #07a3f3b7
 def detection_f1(gts: list, preds: list, radius: float) -> dict:
     "Precision, recall, F1 and summed TP/FP/FN over many images (lists of (N, 2) cells and (M, ≥2) predictions)."
     if len(gts) != len(preds): raise TilError(f'{len(gts)} ground-truth point sets but {len(preds)} prediction sets')
@@ -107,10 +122,9 @@ def detection_f1(gts: list, preds: list, radius: float) -> dict:
     return dict(prf(tp, fp, fn), tp=tp, fp=fp, fn=fn)
 
 # %% ../nbs/06_metrics.ipynb #caa772c9
-FROC_TARGETS = (10, 20, 50, 100, 200, 300)  # FP per mm² of tissue
-
 def froc_points(gts: list, preds: list, radius: float = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    "At every distinct probability (high → low): (thresholds, TP, FP, number of cells), summed over ROIs (lists of (N, 2) cells and (M, 3) x, y, p)."
+    """At every distinct probability (high → low): (thresholds, TP, FP, number of cells), summed over ROIs
+    (lists of (N, 2) cells and (M, 3) x, y, p)."""
     if len(gts) != len(preds): raise TilError(f'{len(gts)} ground-truth point sets but {len(preds)} prediction sets')
     gts, preds = [as_points(g)[:, :2] for g in gts], [as_points(p, 3) for p in preds]
     near = [[] for _ in range(sum(map(len, preds)))]  # per prediction (global index): [(cell global index, distance)]
@@ -129,15 +143,23 @@ def froc_points(gts: list, preds: list, radius: float = 8) -> tuple[np.ndarray, 
             if not wanted_by: break  # x stays untaken
             h, d = min(wanted_by)  # the first such cell in order
             y, match[h], match_d[h] = match[h], x, d
-            if y < 0: tp += 1; break
+            if y < 0:
+                tp += 1
+                break
             x, pos = y, h
         if k + 1 == len(order) or prob[order[k + 1]] != prob[order[k]]:  # last prediction at this probability
-            thresholds.append(prob[order[k]]); tp_at.append(tp); kept_at.append(k + 1)
+            thresholds.append(prob[order[k]])
+            tp_at.append(tp)
+            kept_at.append(k + 1)
     tp_at = np.array(tp_at, int)
     return np.array(thresholds, float), tp_at, np.array(kept_at, int) - tp_at, g0
 
+# %% ../nbs/06_metrics.ipynb #88661d99
+FROC_TARGETS = (10, 20, 50, 100, 200, 300)  # FP per mm² of tissue
+
 def froc_score(gts: list, preds: list, area_mm2: float, radius: float = 8, targets=FROC_TARGETS) -> dict:
-    "TIGER FROC: mean sensitivity at `targets` FP/mm² (step lookup) over ROIs; `area_mm2` is their total annotated area."
+    """TIGER FROC: mean sensitivity at `targets` FP/mm² (step lookup) over ROIs; `area_mm2` is their total annotated
+    area."""
     if not area_mm2 > 0: raise TilError(f'the evaluated area must be positive, got {area_mm2} mm²')
     _, tp, fp, n_cells = froc_points(gts, preds, radius)
     if n_cells == 0: raise TilError('FROC needs at least one ground-truth cell (sensitivity is undefined without)')
@@ -152,18 +174,23 @@ def froc_score(gts: list, preds: list, area_mm2: float, radius: float = 8, targe
 # %% ../nbs/06_metrics.ipynb #5da9e620
 def til_score(tissue: np.ndarray, cells, spacing: float = 0.5, scheme: str = 'tissue',
               bulk: np.ndarray | None = None, cell_um: float = 8.0) -> float:
-    "Stromal TILs (%): cells (N, ≥2) x, y in `tissue`'s pixel grid lying in stroma (∩ `bulk`) × `cell_um`² / stroma area, in [0, 100]."
+    """Stromal TILs (%): cells (N, ≥2) x, y in `tissue`'s pixel grid lying in stroma (∩ `bulk`) × `cell_um`² / stroma
+    area, in [0, 100]."""
     tissue = np.asarray(tissue)
     stroma = np.isin(tissue, scheme_labels(scheme)[1])
     if bulk is not None:
         bulk = np.asarray(bulk, bool)
-        if bulk.shape != tissue.shape: raise TilError(f'bulk mask {bulk.shape} and tissue map {tissue.shape} differ in shape')
+        if bulk.shape != tissue.shape:
+            raise TilError(f'bulk mask {bulk.shape} and tissue map {tissue.shape} differ in shape')
         stroma &= bulk
     col, row = np.floor(as_points(cells)[:, :2]).astype(int).T
     inside = (col >= 0) & (col < tissue.shape[1]) & (row >= 0) & (row < tissue.shape[0])
-    return til_from_counts(np.count_nonzero(stroma[row[inside], col[inside]]), np.count_nonzero(stroma), spacing, cell_um)
+    n_cells = np.count_nonzero(stroma[row[inside], col[inside]])
+    return til_from_counts(n_cells, np.count_nonzero(stroma), spacing, cell_um)
 
+# %% ../nbs/06_metrics.ipynb #9edb1c60
 def til_from_counts(n_cells: int, stroma_px: int, spacing: float = 0.5, cell_um: float = 8.0) -> float:
-    "Stromal TILs (%) from counts summed over tiles or blocks: `n_cells` in stroma × `cell_um`² / stroma area, in [0, 100] (0 without stroma)."
+    """Stromal TILs (%) from counts summed over tiles or blocks: `n_cells` in stroma × `cell_um`² / stroma area, in
+    [0, 100] (0 without stroma)."""
     if stroma_px == 0: return 0.0
     return float(np.clip(100 * n_cells * cell_um ** 2 / (stroma_px * spacing ** 2), 0, 100))

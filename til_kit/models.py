@@ -5,35 +5,37 @@
 # %% ../nbs/04_models.ipynb #7276ffb8
 from __future__ import annotations
 from pathlib import Path
-import pickle
+import inspect, pickle
 import torch, torchvision
 from torch import nn
 import torch.nn.functional as F
 from torchvision.models.segmentation.deeplabv3 import ASPP
-from fastcore.basics import patch
 from .core import *
 
 # %% auto #0
-__all__ = ['RESNETS', 'PREFIXES', 'ARCHS', 'DEFAULT_ENCODER', 'dilate_stage', 'check_encoder', 'ResNetEncoder', 'aspp',
-           'conv_bn_relu', 'Decoder', 'TilNet', 'freeze_encoder', 'load_encoder_weights', 'SeedASPP', 'SeedNet',
-           'seed_lymph_logit', 'seed_lymph_prob', 'error_line', 'load_tensors_only', 'load_seed_checkpoint',
-           'build_model', 'check_model_args']
+__all__ = ['RESNETS', 'PREFIXES', 'TIL_ARCHS', 'dilate_stage', 'check_encoder', 'ResNetEncoder', 'aspp', 'conv_bn_relu',
+           'Decoder', 'TaskModel', 'TilNet', 'load_encoder_weights', 'PublishedASPP', 'PublishedNet',
+           'published_lymph_logit', 'published_lymph_prob', 'error_line', 'load_tensors_only',
+           'load_published_checkpoint', 'arch_class']
 
 # %% ../nbs/04_models.ipynb #e8cad48f
-RESNETS = {'resnet18': torchvision.models.resnet18, 'resnet34': torchvision.models.resnet34, 'resnet50': torchvision.models.resnet50}
-
 def dilate_stage(stage: nn.Sequential, dilation: int):
-    "Replace a ResNet stage's stride-2 downsampling by `dilation` in its 3×3 convolutions (works for basic and bottleneck blocks)."
+    "Replace a ResNet stage's stride-2 downsampling by `dilation` in its 3×3 convolutions (basic or bottleneck blocks)."
     for m in stage.modules():
         if isinstance(m, nn.Conv2d):
             if m.stride == (2, 2): m.stride = (1, 1)
             if m.kernel_size == (3, 3): m.dilation, m.padding = (dilation,) * 2, (dilation,) * 2
+
+# %% ../nbs/04_models.ipynb #f9f5a51a
+RESNETS = {'resnet18': torchvision.models.resnet18, 'resnet34': torchvision.models.resnet34,
+           'resnet50': torchvision.models.resnet50}
 
 def check_encoder(name: str, output_stride: int = 16):
     "Raise a `TilError` unless `name` is a known ResNet and `output_stride` is 8, 16 or 32."
     if name not in RESNETS: raise TilError(f'unknown encoder {name!r}: choose from {", ".join(RESNETS)}')
     if output_stride not in (8, 16, 32): raise TilError(f'output stride must be 8, 16 or 32, not {output_stride}')
 
+# %% ../nbs/04_models.ipynb #5dc475ba
 class ResNetEncoder(nn.Module):
     "Torchvision ResNet trunk (no pooling or fc) at output stride 8, 16 or 32; returns the output of every stage."
     def __init__(self, name: str = 'resnet50', output_stride: int = 16):
@@ -45,7 +47,8 @@ class ResNetEncoder(nn.Module):
         if output_stride <= 16: dilate_stage(self.layer4, 2 if output_stride == 16 else 4)
         if output_stride == 8: dilate_stage(self.layer3, 2)
         self.name, self.output_stride = name, output_stride
-        self.channels = [[m for m in getattr(self, f'layer{i}')[-1].modules() if isinstance(m, nn.BatchNorm2d)][-1].num_features
+        self.channels = [[m for m in getattr(self, f'layer{i}')[-1].modules()
+                          if isinstance(m, nn.BatchNorm2d)][-1].num_features
                          for i in range(1, 5)]  # output channels of layer1..4
 
     def forward(self, x) -> dict:
@@ -63,9 +66,12 @@ def aspp(in_channels: int, output_stride: int = 16, out_channels: int = 256) -> 
     pool[1], pool[2] = nn.Conv2d(in_channels, out_channels, 1), nn.Identity()
     return m
 
+# %% ../nbs/04_models.ipynb #7fc2fd8a
 def conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
 
+# %% ../nbs/04_models.ipynb #9f69cfd5
 class Decoder(nn.Module):
     "DeepLabv3+ decoder: stride-4 features projected to 48 channels, fused with upsampled ASPP features."
     def __init__(self, low_channels: int, aspp_channels: int = 256, channels: int = 256):
@@ -77,47 +83,94 @@ class Decoder(nn.Module):
         context = F.interpolate(context, size=low.shape[-2:], mode='bilinear', align_corners=False)
         return self.fuse(torch.cat([context, self.project(low)], 1))
 
-# %% ../nbs/04_models.ipynb #1759756f
-class TilNet(nn.Module):
+# %% ../nbs/04_models.ipynb #335143e9
+def _is_frozen_bn(m: nn.Module) -> bool:
+    "A BatchNorm layer whose affine parameters get no gradient."
+    return isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not m.weight.requires_grad
+
+class TaskModel(nn.Module):
+    "Base of every til_kit network: `tasks`, `config`, encoder and task parts, freezing with BatchNorm really frozen."
+    arch: str = ''  # the name `build_model` knows the architecture by
+    default_encoder: str = 'resnet34'
+    default_tasks: str = 'tissue,lymph'
+    stats: str = 'imagenet'  # the input normalisation its weights expect (`STATS` in `03_data`)
+
+    def encoder_parts(self) -> list[nn.Module]:
+        "The modules of the encoder."
+        return [self.encoder]
+
+    def task_parts(self, task: str) -> list[nn.Module]:
+        "The modules that belong to `task` alone: its own decoder, if any, and its head."
+        return [part[task] for part in (getattr(self, 'decoders', {}), self.heads) if task in part]
+
+    @property
+    def encoder_frozen(self) -> bool:
+        return not any(p.requires_grad for m in self.encoder_parts() for p in m.parameters())
+
+    def freeze_encoder(self, frozen: bool = True):
+        "Stop (`frozen=False`: restart) gradients to the encoder; its BatchNorm statistics stay fixed while frozen."
+        for m in self.encoder_parts(): m.requires_grad_(not frozen)
+        return self.train(self.training)
+
+    def train_only(self, task: str):
+        "Freeze every weight except those of `task`'s own parts (its decoder and head)."
+        if task not in self.config['tasks']:
+            raise TilError(f'{task}: not a task of this model ({", ".join(self.config["tasks"])})')
+        self.requires_grad_(False)
+        for m in self.task_parts(task): m.requires_grad_(True)
+        return self.train(self.training)
+
+    def unfreeze(self):
+        "Every weight trainable again."
+        self.requires_grad_(True)
+        return self.train(self.training)
+
+    def train(self, mode: bool = True):
+        "Set training mode; BatchNorm layers of frozen parts stay in eval mode."
+        super().train(mode)
+        for m in self.modules():
+            if _is_frozen_bn(m): m.eval()
+        return self
+
+    @classmethod
+    def check_args(cls, tasks=None, encoder: str | None = None, output_stride: int = 16, **kwargs):
+        "Raise a `TilError` for arguments this architecture cannot be built from (cheap: nothing is built)."
+        parse_tasks(tasks or cls.default_tasks)
+        check_encoder(encoder or cls.default_encoder, output_stride)
+
+    @classmethod
+    def build(cls, tasks=None, encoder: str | None = None, **kwargs):
+        "Check the arguments, then build; arguments it does not take (e.g. from a saved config) are ignored."
+        tasks = tasks or cls.default_tasks
+        cls.check_args(tasks, encoder, **kwargs)
+        names = inspect.signature(cls.__init__).parameters
+        return cls(**{k: v for k, v in dict(kwargs, tasks=tasks, encoder=encoder or cls.default_encoder).items()
+                      if k in names})
+
+# %% ../nbs/04_models.ipynb #7b3eb96a
+class TilNet(TaskModel):
     "DeepLabv3+ with a shared ResNet encoder and ASPP and, per task, a decoder (or one shared decoder) and a 1×1 head."
-    def __init__(self, tasks='tissue,lymph', encoder: str = 'resnet50', output_stride: int = 16, shared_decoder: bool = False,
-                 decoder_channels: int = 256):
+    arch = 'deeplabv3plus'
+
+    def __init__(self, tasks='tissue,lymph', encoder: str = 'resnet50', output_stride: int = 16,
+                 shared_decoder: bool = False, decoder_channels: int = 256):
         super().__init__()
         self.tasks = parse_tasks(tasks)
         self.encoder = ResNetEncoder(encoder, output_stride)
         self.aspp = aspp(self.encoder.channels[3], output_stride)
-        names = ['shared'] if shared_decoder else [t.name for t in self.tasks]
+        names = ['shared'] if shared_decoder else task_names(self.tasks)
         self.decoders = nn.ModuleDict({n: Decoder(self.encoder.channels[0], channels=decoder_channels) for n in names})
         self.heads = nn.ModuleDict({t.name: nn.Conv2d(decoder_channels, t.n_out, 1) for t in self.tasks})
-        self.encoder_frozen = False
-        self.config = dict(arch='deeplabv3plus', tasks=[t.name for t in self.tasks], encoder=encoder, output_stride=output_stride,
-                           shared_decoder=shared_decoder, decoder_channels=decoder_channels)  # what `build_model` needs to rebuild it
+        self.config = dict(arch=self.arch, tasks=task_names(self.tasks), encoder=encoder, output_stride=output_stride,
+                           shared_decoder=shared_decoder, decoder_channels=decoder_channels)
 
     def forward(self, x) -> dict:
         f = self.encoder(x)
         context = self.aspp(f['layer4'])
         feats = {n: d(context, f['layer1']) for n, d in self.decoders.items()}
-        return {t.name: F.interpolate(self.heads[t.name](feats.get(t.name, feats.get('shared'))), size=x.shape[-2:],
+        size = x.shape[-2:]
+        return {t.name: F.interpolate(self.heads[t.name](feats.get(t.name, feats.get('shared'))), size=size,
                                       mode='bilinear', align_corners=False) for t in self.tasks}
-
-# %% ../nbs/04_models.ipynb #e18b290f
-def _bn_eval(m):
-    if isinstance(m, nn.modules.batchnorm._BatchNorm): m.eval()
-
-
-def freeze_encoder(model: TilNet, frozen: bool = True) -> TilNet:
-    "Stop (or restart) gradients to the encoder; while frozen its BatchNorm statistics stay fixed too."
-    for p in model.encoder.parameters(): p.requires_grad_(not frozen)
-    model.encoder_frozen = frozen
-    model.train(model.training)
-    return model
-
-@patch
-def train(self: TilNet, mode: bool = True):
-    "Set training mode, keeping a frozen encoder's BatchNorm layers in eval mode."
-    nn.Module.train(self, mode)
-    if self.encoder_frozen: self.encoder.apply(_bn_eval)
-    return self
 
 # %% ../nbs/04_models.ipynb #f5e56d18
 PREFIXES = ('module.', 'model.', 'encoder.', 'backbone.')
@@ -135,23 +188,26 @@ def load_encoder_weights(model: TilNet, path, verbose: bool = True) -> dict:
     sd = {_strip(k): v for k, v in sd.items() if not _strip(k).startswith('fc.')}
     own = model.encoder.state_dict()
     loaded = {k: v for k, v in sd.items() if k in own}
-    if not loaded: raise TilError(f'{path}: no key matches a {model.encoder.name} encoder (is it a torchvision-layout ResNet?)')
+    if not loaded:
+        raise TilError(f'{path}: no key matches a {model.encoder.name} encoder (is it a torchvision-layout ResNet?)')
     bad = [k for k, v in loaded.items() if v.shape != own[k].shape]
-    if bad: raise TilError(f'{path}: {len(bad)} tensors do not fit a {model.encoder.name} encoder, e.g. {bad[0]} '
-                           f'{tuple(loaded[bad[0]].shape)} ≠ {tuple(own[bad[0]].shape)}: weights of another architecture?')
+    if bad:
+        raise TilError(f'{path}: {len(bad)} tensors do not fit a {model.encoder.name} encoder, e.g. {bad[0]} '
+                       f'{tuple(loaded[bad[0]].shape)} ≠ {tuple(own[bad[0]].shape)}: weights of another architecture?')
     model.encoder.load_state_dict(loaded, strict=False)
     report = dict(loaded=len(loaded), missing=sorted(set(own) - set(loaded)), unexpected=sorted(set(sd) - set(loaded)))
     if verbose: print(f'{Path(path).name}: loaded {report["loaded"]}/{len(own)} encoder tensors; '
                       f'missing {len(report["missing"])}, unexpected {len(report["unexpected"])}')
     return report
 
-# %% ../nbs/04_models.ipynb #5abb2b0d
-class SeedASPP(nn.Module):
-    "The published ASPP: five biased conv+BN+ReLU branches (1×1; 3×3 at rates 6, 12, 18; image pooling), fused 1280 → 256, then 1×1 logits per task."
+# %% ../nbs/04_models.ipynb #f7233e9e
+class PublishedASPP(nn.Module):
+    "The published ASPP: five biased conv+BN+ReLU branches (1×1; 3×3 at rates 6, 12, 18; pooling), fused; per-task logits."
     def __init__(self, in_channels: int = 2048, channels: int = 256, n_tissue: int = 3, n_lymph: int = 2):
         super().__init__()
         convs = {'conv_1x1_1': nn.Conv2d(in_channels, channels, 1),
-                 **{f'conv_3x3_{i}': nn.Conv2d(in_channels, channels, 3, padding=r, dilation=r) for i, r in enumerate((6, 12, 18), 1)},
+                 **{f'conv_3x3_{i}': nn.Conv2d(in_channels, channels, 3, padding=r, dilation=r)
+                    for i, r in enumerate((6, 12, 18), 1)},
                  'conv_1x1_2': nn.Conv2d(in_channels, channels, 1),  # image pooling
                  'conv_1x1_3': nn.Conv2d(5 * channels, channels, 1)}  # fusion
         for name, conv in convs.items():
@@ -163,30 +219,53 @@ class SeedASPP(nn.Module):
     def _branch(self, name: str, x): return F.relu(getattr(self, f'bn_{name}')(getattr(self, name)(x)))
 
     def forward(self, x) -> tuple:
-        pooled = F.interpolate(self._branch('conv_1x1_2', self.avg_pool(x)), size=x.shape[-2:], mode='bilinear', align_corners=False)
-        out = torch.cat([self._branch(n, x) for n in ('conv_1x1_1', 'conv_3x3_1', 'conv_3x3_2', 'conv_3x3_3')] + [pooled], 1)
-        out = self._branch('conv_1x1_3', out)
+        pooled = F.interpolate(self._branch('conv_1x1_2', self.avg_pool(x)), size=x.shape[-2:], mode='bilinear',
+                               align_corners=False)
+        branches = ('conv_1x1_1', 'conv_3x3_1', 'conv_3x3_2', 'conv_3x3_3')
+        out = self._branch('conv_1x1_3', torch.cat([self._branch(n, x) for n in branches] + [pooled], 1))
         return self.conv_1x1_seg(out), self.conv_1x1_det(out)
 
+# %% ../nbs/04_models.ipynb #f99a3aac
 def _up(x, size):
     return F.interpolate(x, size=size, mode='bilinear', align_corners=True)
 
-class SeedNet(nn.Module):
-    "The published TIL multi-task model (sijinkim2/Multi-task-learning-for-TIL-prediction), module for module; input RGB in [0, 1]."
+class PublishedNet(TaskModel):
+    "The published TIL model (sijinkim2/Multi-task-learning-for-TIL-prediction), module for module; RGB in [0, 1]."
+    arch, default_encoder, stats = 'published', 'resnet50', 'none'  # RGB in [0, 1], as its authors fed it
+
     def __init__(self):
         super().__init__()
         self.tasks = parse_tasks('tissue,lymph')
-        self.config = dict(arch='seed', tasks=['tissue', 'lymph'], encoder='resnet50', output_stride=16, shared_decoder=True, decoder_channels=256)
+        self.config = dict(arch=self.arch, tasks=task_names(self.tasks), encoder='resnet50', output_stride=16,
+                           shared_decoder=True, decoder_channels=256)
         net = torchvision.models.resnet50(weights=None)
         dilate_stage(net.layer4, 2)
-        self.conv1, self.bn1, self.relu, self.maxpool = (nn.Sequential(m) for m in (net.conv1, net.bn1, net.relu, net.maxpool))
+        self.conv1, self.bn1, self.relu, self.maxpool = (nn.Sequential(m)
+                                                         for m in (net.conv1, net.bn1, net.relu, net.maxpool))
         self.layer1, self.layer2, self.layer3 = (nn.Sequential(m) for m in (net.layer1, net.layer2, net.layer3))
         self.layer4 = net.layer4
-        self.aspp = SeedASPP()
+        self.aspp = PublishedASPP()
         self.low_level_conv, self.low_level_bn = nn.Conv2d(512, 48, 1), nn.BatchNorm2d(48)
         self.decoder_conv1, self.decoder_bn1 = nn.Conv2d(3 + 2 + 48, 256, 3, padding=1), nn.BatchNorm2d(256)
         self.decoder_conv2, self.decoder_bn2 = nn.Conv2d(256, 256, 3, padding=1), nn.BatchNorm2d(256)
         self.final_conv_seg, self.final_conv_det = nn.Conv2d(256, 3, 1), nn.Conv2d(256, 2, 1)
+
+    def encoder_parts(self) -> list[nn.Module]:
+        return [self.conv1, self.bn1, self.layer1, self.layer2, self.layer3, self.layer4]
+
+    def task_parts(self, task: str) -> list[nn.Module]:
+        "Each task's 1×1 logits in the ASPP and at the end; the rest of the decoder is shared."
+        return {'tissue': [self.aspp.conv_1x1_seg, self.final_conv_seg],
+                'lymph': [self.aspp.conv_1x1_det, self.final_conv_det]}[task]
+
+    @classmethod
+    def check_args(cls, tasks=None, encoder: str | None = None, output_stride: int = 16, **kwargs):
+        names = task_names(tasks or cls.default_tasks)
+        if (sorted(names) != sorted(task_names(cls.default_tasks)) or (encoder or cls.default_encoder) != 'resnet50'
+                or output_stride != 16):
+            raise TilError(f"arch 'published' is the published model: tasks tissue,lymph, encoder resnet50, "
+                           f"output stride 16 only (got tasks {','.join(sorted(names))}, encoder {encoder}, "
+                           f"output stride {output_stride})")
 
     def forward(self, x, raw: bool = False) -> dict:
         "Tissue logits and the 1-channel lymphocyte logit like `TilNet`; `raw=True`: their 2-channel lymph logits."
@@ -197,28 +276,31 @@ class SeedNet(nn.Module):
         y = F.relu(self.decoder_bn1(self.decoder_conv1(y)))
         y = _up(F.relu(self.decoder_bn2(self.decoder_conv2(y))), x.shape[-2:])
         lymph = self.final_conv_det(y)
-        return {'tissue': self.final_conv_seg(y), 'lymph': lymph if raw else seed_lymph_logit(lymph)}
+        return {'tissue': self.final_conv_seg(y), 'lymph': lymph if raw else published_lymph_logit(lymph)}
 
-def seed_lymph_logit(lymph_logits):
-    "SeedNet's 2-channel lymph logits (B,2,H,W) → the 1-channel logit (B,1,H,W) whose sigmoid is their softmax lymphocyte probability."
+# %% ../nbs/04_models.ipynb #18fe9c6d
+def published_lymph_logit(lymph_logits):
+    "The published model's lymph logits (B,2,H,W) → the 1-channel logit whose sigmoid is their lymphocyte probability."
     return lymph_logits[:, 1:2] - lymph_logits[:, 0:1]
 
-def seed_lymph_prob(lymph_logits):
-    "SeedNet's 2-channel lymph logits (B,2,H,W) → lymphocyte probability (B,1,H,W), softmax channel 1."
-    return torch.sigmoid(seed_lymph_logit(lymph_logits))
+# %% ../nbs/04_models.ipynb #3cc57da9
+def published_lymph_prob(lymph_logits):
+    "The published model's 2-channel lymph logits (B,2,H,W) → lymphocyte probability (B,1,H,W), softmax channel 1."
+    return torch.sigmoid(published_lymph_logit(lymph_logits))
 
 # %% ../nbs/04_models.ipynb #81a94967
+def error_line(e: Exception) -> str:
+    "An exception as one line for a user: its type and the first line of its message."
+    return f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'
+
+# %% ../nbs/04_models.ipynb #c687f70e
 class _Inert:
     "Stands in for a class or function that a checkpoint names and we do not trust: it only keeps what it is given."
     def __init__(self, *args, **kwargs): self.args, self.kwargs = args, kwargs
     def __setstate__(self, state): self.state = state
 
-def error_line(e: Exception) -> str:
-    "An exception as one line for a user: its type and the first line of its message."
-    return f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'
-
 def load_tensors_only(path) -> tuple:
-    "`torch.load(path, weights_only=True)`, reading objects of classes torch does not allow as inert placeholders; returns (object, their names)."
+    "`torch.load(path, weights_only=True)`, refused objects read as inert placeholders; returns (object, their names)."
     try: return torch.load(path, map_location='cpu', weights_only=True), []
     except pickle.UnpicklingError: pass
     except Exception as e: raise TilError(f'{path}: unreadable checkpoint ({error_line(e)})') from None
@@ -226,52 +308,37 @@ def load_tensors_only(path) -> tuple:
         foreign = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(path))
         with torch.serialization.safe_globals([(_Inert, name) for name in foreign]):
             return torch.load(path, map_location='cpu', weights_only=True), foreign
-    except Exception as e: raise TilError(f'{path}: unreadable checkpoint, or one that needs torch ≥ 2.6 to read safely ({error_line(e)})') from None
+    except Exception as e:
+        raise TilError(f'{path}: unreadable checkpoint, or one that needs torch ≥ 2.6 to read safely '
+                       f'({error_line(e)})') from None
 
+# %% ../nbs/04_models.ipynb #1f437451
 def _some(keys: list, n: int = 3) -> str: return ', '.join(keys[:n]) + (', …' if len(keys) > n else '')
 
-def load_seed_checkpoint(path, model: SeedNet | None = None, verbose: bool = True) -> SeedNet:
-    "Load the authors' checkpoint (Lightning `.ckpt` or bare state dict, `net.` prefix optional) strictly into `model` (default: a new `SeedNet`); returns it in eval mode."
+def load_published_checkpoint(path, model: PublishedNet | None = None, verbose: bool = True) -> PublishedNet:
+    "Load the authors' checkpoint (`.ckpt` or state dict, `net.` prefix optional) strictly into `model`, in eval mode."
     ckpt, foreign = load_tensors_only(path)
     sd = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict): raise TilError(f'{path}: holds no state dict')
     if sd and all(str(k).startswith('net.') for k in sd): sd = {k[len('net.'):]: v for k, v in sd.items()}
-    model = SeedNet() if model is None else model
+    model = PublishedNet() if model is None else model
     own = model.state_dict()
     missing, unexpected = [k for k in own if k not in sd], [k for k in sd if k not in own]
     wrong = [k for k in own if k in sd and getattr(sd[k], 'shape', None) != own[k].shape]
     if missing or unexpected or wrong:
         raise TilError(f'{path}: not the published TIL model: ' + '; '.join(
-            f'{len(ks)} {what} ({_some(ks)})' for what, ks in (('missing', missing), ('unexpected', unexpected), ('of the wrong shape', wrong)) if ks))
+            f'{len(ks)} {what} ({_some(ks)})'
+            for what, ks in (('missing', missing), ('unexpected', unexpected), ('of the wrong shape', wrong)) if ks))
     model.load_state_dict(sd, strict=True)
-    if verbose: print(f'{Path(path).name}: loaded all {len(own)} tensors'
-                      + (f'; read {len(foreign)} untrusted objects as placeholders ({_some(foreign)})' if foreign else ''))
+    if verbose:
+        print(f'{Path(path).name}: loaded all {len(own)} tensors'
+              + (f'; read {len(foreign)} untrusted objects as placeholders ({_some(foreign)})' if foreign else ''))
     return model.eval()
 
-# %% ../nbs/04_models.ipynb #29ca2122
-ARCHS = ('deeplabv3plus', 'seed', 'cerberus')
-DEFAULT_ENCODER = {'deeplabv3plus': 'resnet34', 'seed': 'resnet50', 'cerberus': 'resnet34'}  # used when `encoder=None`
+# %% ../nbs/04_models.ipynb #f1e2b606
+TIL_ARCHS = {c.arch: c for c in (TilNet, PublishedNet)}
 
-def build_model(tasks='tissue,lymph', arch: str = 'deeplabv3plus', encoder: str | None = None, output_stride: int = 16,
-                shared_decoder: bool = False, decoder_channels: int = 256, pclass_size: int = 144) -> nn.Module:
-    "A `TilNet` (`arch='deeplabv3plus'`), the published `SeedNet` (`arch='seed'`: tissue and lymph, ResNet-50, output stride 16 only) or a `CerberusNet` (`arch='cerberus'`, `10b_cerberus`)."
-    check_model_args(tasks, arch, encoder, output_stride, pclass_size)
-    encoder = encoder or DEFAULT_ENCODER[arch]
-    if arch == 'cerberus':
-        from til_kit.cerberus import build_cerberus  # imported here: til_kit.cerberus builds on this module
-        return build_cerberus(tasks, encoder, pclass_size)
-    return TilNet(tasks, encoder, output_stride, shared_decoder, decoder_channels) if arch == 'deeplabv3plus' else SeedNet()
-
-def check_model_args(tasks='tissue,lymph', arch: str = 'deeplabv3plus', encoder: str | None = None, output_stride: int = 16,
-                     pclass_size: int = 144):
-    "Raise a `TilError` for arguments `build_model` cannot build a model from (cheap: nothing is built)."
-    if arch not in ARCHS: raise TilError(f'unknown architecture {arch!r}: choose from {", ".join(ARCHS)}')
-    encoder = encoder or DEFAULT_ENCODER[arch]
-    if arch == 'cerberus':
-        from til_kit.cerberus import check_cerberus_args
-        return check_cerberus_args(tasks, encoder, pclass_size, output_stride)
-    check_encoder(encoder, output_stride)
-    names = sorted(t.name for t in parse_tasks(tasks))
-    if arch == 'seed' and (names != ['lymph', 'tissue'] or encoder != 'resnet50' or output_stride != 16):
-        raise TilError(f"arch 'seed' is the published model: tasks tissue,lymph, encoder resnet50, output stride 16 only "
-                       f"(got tasks {','.join(names)}, encoder {encoder}, output stride {output_stride})")
+def arch_class(arch: str, archs: dict = TIL_ARCHS) -> type[TaskModel]:
+    "The class of architecture `arch` among `archs`; a `TilError` naming the choices otherwise."
+    if arch not in archs: raise TilError(f'unknown architecture {arch!r}: choose from {", ".join(archs)}')
+    return archs[arch]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_synth.ipynb #3bab41b2
 from __future__ import annotations
-import json, os, shutil, tempfile
+import json
 from pathlib import Path
 import numpy as np
 from PIL import Image
@@ -39,7 +39,6 @@ def _upsample(a, shape, f, off):
         a = np.take(a, i, axis) * (1 - w) + np.take(a, i + 1, axis) * w
     return a
 
-
 def _noise(rng, shape, spacing, scale_um):
     """Smooth zero-mean unit-std noise with correlation length ~scale_um."""
     step = max(scale_um / 3.0, spacing)              # coarse cell size (µm)
@@ -49,7 +48,7 @@ def _noise(rng, shape, spacing, scale_um):
     n = _upsample(n, shape, f, 2.0) if f < 1 else n[: shape[0], : shape[1]]
     return (n - n.mean()) / (n.std() + 1e-12)
 
-
+# %% ../nbs/02_synth.ipynb #55954bc3
 def _top(field, frac, where=None):
     """Boolean mask of the `frac` highest values of `field` (within `where`)."""
     vals = field[::3, ::3] if where is None else field[where]
@@ -102,7 +101,7 @@ def _uniform(rng, shape, spacing, density_map):
     keep = rng.uniform(0, dmax, n) < density_map[xy[:, 1].astype(int), xy[:, 0].astype(int)]
     return xy[keep]
 
-
+# %% ../nbs/02_synth.ipynb #bbec9025
 def _jittered_grid(rng, labels, spacing, step_um, jitter_um, on=None):
     """Roughly regular point pattern (epithelium, adipocytes); only on label `on` if given."""
     s, (h, w) = step_um / spacing, labels.shape
@@ -113,7 +112,7 @@ def _jittered_grid(rng, labels, spacing, step_um, jitter_um, on=None):
     ij = np.clip(xy, 0, [w - 1, h - 1]).astype(int)
     return xy if on is None else xy[labels[ij[:, 1], ij[:, 0]] == on]
 
-
+# %% ../nbs/02_synth.ipynb #fb676ec9
 def _hardcore(rng, xy, group, target, dmin):
     """Greedy random sequential adsorption: keep points >= dmin apart, stop per group at target."""
     order = rng.permutation(len(xy))
@@ -135,7 +134,7 @@ def _hardcore(rng, xy, group, target, dmin):
         keep.append(k)
     return xy[np.sort(np.array(keep, int))]
 
-
+# %% ../nbs/02_synth.ipynb #a728ac19
 def lymphocyte_centres(rng, labels, spacing=0.5):
     """float64 (N, 2) lymphocyte centres (x, y); density per label, min distance 8 µm."""
     dens = np.zeros(256)
@@ -187,7 +186,7 @@ def _stamp(rng, shape, xy, a, b, theta=None, rim=0.0, irr=0.05, nucleolus=None, 
         np.maximum.at(out, (py * shape[1] + px)[ok], val[ok])
     return out.reshape(shape)
 
-
+# %% ../nbs/02_synth.ipynb #88147096
 def _voronoi_edges(shape, seeds, width_px):
     """Boolean mask of Voronoi cell borders of `seeds` (x, y), ~width_px thick."""
     img = np.ones(shape, bool)
@@ -204,7 +203,7 @@ def _voronoi_edges(shape, seeds, width_px):
     it = int(round(width_px / 2))
     return ndi.binary_dilation(edge, iterations=it) if it > 0 else edge
 
-
+# %% ../nbs/02_synth.ipynb #1af91700
 def _fibres(rng, shape, spacing, nz):
     """Collagen texture in [0, ~1.5]: noise elongated along wavy fibre lines.
 
@@ -226,7 +225,7 @@ def _fibres(rng, shape, spacing, nz):
     T = ndi.map_coordinates(T / T.std(), [P / r, S / r], order=1, mode="grid-wrap")
     return np.clip(0.45 + 0.45 * T, 0, 1.5), P
 
-
+# %% ../nbs/02_synth.ipynb #6ae42d6a
 def he_stains(rng, labels, lymphocytes, spacing=0.5):
     """(H, E): float (H, W) haematoxylin and eosin concentrations of `labels` with lymphocytes at the given centres."""
     shape, um = labels.shape, 1.0 / spacing                    # um: px per µm
@@ -286,9 +285,10 @@ def he_stains(rng, labels, lymphocytes, spacing=0.5):
     E = E * (1 - L) + 0.03 * L
     return H, E
 
-
+# %% ../nbs/02_synth.ipynb #1299cf28
 def stains_to_rgb(rng, H, E, spacing=0.5):
-    """uint8 RGB (H, W, 3) from stain concentrations by Beer–Lambert, with slide-to-slide stain variation, blur and noise."""
+    """uint8 RGB (H, W, 3) from stain concentrations by Beer–Lambert, with slide-to-slide stain variation, blur and
+    noise."""
     shape = H.shape
     nz = lambda scale: _noise(rng, shape, spacing, scale)
     # DAB channel = small residual (warm tint)
@@ -299,12 +299,12 @@ def stains_to_rgb(rng, H, E, spacing=0.5):
     rgb = hed2rgb(np.clip(hed, 0, None)) + rng.normal(0, 0.012, shape + (3,))
     return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
 
-
+# %% ../nbs/02_synth.ipynb #36050457
 def render_he(rng, labels, lymphocytes, spacing=0.5):
     """uint8 RGB (H, W, 3) H&E-like rendering of `labels` with lymphocytes at the given centres."""
     return stains_to_rgb(rng, *he_stains(rng, labels, lymphocytes, spacing), spacing)
 
-
+# %% ../nbs/02_synth.ipynb #8a7904d6
 def synth_roi(seed_or_rng, size=512, spacing=0.5, p_unannotated=0.3):
     """(image uint8 HxWx3, labels uint8 HxW, lymphocyte centres (N, 2) float (x, y)).
 
@@ -329,6 +329,7 @@ def tissue_region(rng: np.random.Generator, shape, spacing: float = 0.5) -> np.n
     ellipse = ((xx - W / 2) / (0.46 * W)) ** 2 + ((yy - H / 2) / (0.44 * H)) ** 2
     return ellipse + 0.12 * _noise(rng, shape, spacing, 250) < 1
 
+# %% ../nbs/02_synth.ipynb #b738dc81
 def synth_slide(seed, width: int = 3072, spacing: float = 0.5):
     "(RGB image, TIGER label mask with 0 off-tissue, lymphocyte centres) of a synthetic slide `width` × 2/3·`width` px."
     rng = np.random.default_rng(seed)
@@ -344,82 +345,105 @@ def synth_slide(seed, width: int = 3072, spacing: float = 0.5):
     return image, labels, cells
 
 # %% ../nbs/02_synth.ipynb #b3b7859c
-LYMPH_GROUP = 'lymphocytes and plasma cells'
-
 def roi_name(seed: int, subset: str, i: int, size: int) -> str:
     "TIGER-style ROI file name: a slide id and the ROI's box on that slide."
     x0, y0 = 1000 + 2 * size * i, 2000 + 1000 * ROI_SUBSETS.index(subset)
     return f'synth-s{seed}-{subset.removeprefix("tissue-")[0]}{i:03d}_[{x0}, {y0}, {x0 + size}, {y0 + size}].png'
 
+# %% ../nbs/02_synth.ipynb #59d3f636
 def write_rois(root: Path, subset: str, n: int, size: int, seed: int, spacing: float = 0.5, progress: bool = False):
-    "Write `n` ROIs of `subset` under `root` (a wsirois/ folder's parent); cells go to tiger-coco.json for tissue-cells."
+    """Write `n` ROIs of `subset` under `root` (a wsirois/ folder's parent); cells go to tiger-coco.json for
+    tissue-cells."""
     d = root / 'wsirois/roi-level-annotations' / subset
     cells, sizes = {}, {}
     for i in tqdm(range(n), desc=subset, disable=not progress, leave=False):
         image, labels, pts = synth_roi(np.random.default_rng([seed, ROI_SUBSETS.index(subset), i]), size, spacing)
         name = roi_name(seed, subset, i, size)
-        write_png(d / 'images' / name, image); write_png(d / 'masks' / name, labels)
+        write_png(d / 'images' / name, image)
+        write_png(d / 'masks' / name, labels)
         cells[name], sizes[name] = pts, (size, size)
     if subset == 'tissue-cells': write_coco_cells(d / COCO_NAME, cells, sizes, box_px=um_to_px(8, spacing))
+
+# %% ../nbs/02_synth.ipynb #fbe6b363
+LYMPH_GROUP = 'lymphocytes and plasma cells'
 
 def write_slide(root: Path, seed: int, width: int, spacing: float = 0.5):
     "Write a synthetic slide, its label mask and its cells (ASAP XML) in TIGER's wsi-level layout."
     image, labels, cells = synth_slide(np.random.default_rng([seed, 99]), width, spacing)
     d, name = root / 'wsirois/wsi-level-annotations', f'synth-s{seed}'
-    write_pyramid_tiff(d / 'images' / f'{name}.tif', image, spacing, tile=256, compression='jpeg', mean=True, min_size=256)
+    write_pyramid_tiff(d / 'images' / f'{name}.tif', image, spacing,
+                       tile=256, compression='jpeg', mean=True, min_size=256)
     write_label_tiff(d / 'annotations-tissue-bcss-masks' / f'{name}.tif', labels, spacing)
     dots = [Annotation(f'Annotation {i}', 'Dot', LYMPH_GROUP, p[None]) for i, p in enumerate(cells)]
     write_asap_xml(d / 'annotations-tissue-cells-xmls' / f'{name}.xml', dots, {LYMPH_GROUP: '#00C8FF'})
 
+# %% ../nbs/02_synth.ipynb #fc756547
 def synthesize(out, n: int = 6, size: int = 512, seed: int = 0, slide_width: int = 3072, spacing: float = 0.5,
                overwrite: bool = False, progress: bool = False) -> Path:
     "Write a complete synthetic TIGER-layout folder at `out`, atomically (built aside, then moved in)."
     out = Path(out)
-    if n < 1 or size < 64 or (slide_width and slide_width < 256): raise TilError('need n ≥ 1, size ≥ 64 and slide_width 0 or ≥ 256')
-    if out.exists() and any(out.iterdir()) and not overwrite: raise TilError(f'{out} exists and is not empty (use --overwrite to replace it)')
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
-    try:
+    if n < 1 or size < 64 or (slide_width and slide_width < 256):
+        raise TilError('need n ≥ 1, size ≥ 64 and slide_width 0 or ≥ 256')
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise TilError(f'{out} exists and is not empty (use --overwrite to replace it)')
+    with staged_dir(out) as tmp:
         for subset in ROI_SUBSETS: write_rois(tmp, subset, n, size, seed, spacing, progress)
         if slide_width: write_slide(tmp, seed, slide_width, spacing)
-        if out.exists(): shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp)
     return out
 
 # %% ../nbs/02_synth.ipynb #4ac68078
-CERBERUS_LABEL_DTYPES = {'gland': np.int32, 'lumen': np.int32, 'nuclei': np.int32, 'gland_type': np.uint8, 'nuclei_type': np.uint8}
-
 def write_label_tif(path, labels: np.ndarray):
     "Write a label map as a single-page zlib-compressed TIFF (dtype kept), atomically."
     with atomic_path(path) as tmp: tifffile.imwrite(tmp, np.asarray(labels), compression='zlib', metadata=None)
 
+# %% ../nbs/02_synth.ipynb #810a9f7f
+CERBERUS_LABEL_DTYPES = {
+    'gland': np.int32,
+    'lumen': np.int32,
+    'nuclei': np.int32,
+    'gland_type': np.uint8,
+    'nuclei_type': np.uint8,
+}
+
 def write_cerberus_item(root, name: str, image: np.ndarray, labels: dict):
-    "Write `image` as `images/NAME.png` and each {task: map} as `labels/TASK/NAME.tif` under `root`, checking tasks, dtypes and shapes first."
+    """Write `image` as `images/NAME.png` and each {task: map} as `labels/TASK/NAME.tif` under `root`, checking tasks,
+    dtypes and shapes first."""
     for task, a in labels.items():
         want = CERBERUS_LABEL_DTYPES.get(task)
         if want is None: raise TilError(f'unknown Cerberus task {task!r} (one of {", ".join(CERBERUS_LABEL_DTYPES)})')
-        if a.dtype != want or a.shape != image.shape[:2]: raise TilError(f'{task} label of {name} must be {np.dtype(want)} {image.shape[:2]}, not {a.dtype} {a.shape}')
+        if a.dtype != want or a.shape != image.shape[:2]:
+            raise TilError(f'{task} label of {name} must be {np.dtype(want)} {image.shape[:2]}, '
+                           f'not {a.dtype} {a.shape}')
     write_png(Path(root) / 'images' / f'{name}.png', image)
     for task, a in labels.items(): write_label_tif(Path(root) / 'labels' / task / f'{name}.tif', a)
 
+# %% ../nbs/02_synth.ipynb #cfe02a7b
 def cerberus_problems(root) -> list[str]:
-    "Structural problems of a pixel-labelled Cerberus folder (see the layout above), one line each; [] when there are none."
+    """Structural problems of a pixel-labelled Cerberus folder (see the layout above), one line each; [] when there are
+    none."""
     root = Path(root)
     images = {p.stem: p for p in sorted((root / 'images').glob('*.png'))}
-    if not images: return [f'{root}: no images/*.png (not a Cerberus-layout folder: images/NAME.png, labels/TASK/NAME.tif)']
+    if not images:
+        return [f'{root}: no images/*.png (not a Cerberus-layout folder: images/NAME.png, labels/TASK/NAME.tif)']
     names = json.loads((root / 'classes.json').read_text()) if (root / 'classes.json').exists() else {}
     problems = []
     for d in sorted(p for p in (root / 'labels').iterdir() if p.is_dir()) if (root / 'labels').is_dir() else []:
-        if d.name not in CERBERUS_LABEL_DTYPES: problems.append(f'{d}: unknown task folder'); continue
-        if d.name.endswith('_type') and names.get(d.name, [None])[0] != 'nolabel': problems.append(f'{root}/classes.json: no {d.name} list starting with "nolabel"')
+        if d.name not in CERBERUS_LABEL_DTYPES:
+            problems.append(f'{d}: unknown task folder')
+            continue
+        if d.name.endswith('_type') and names.get(d.name, [None])[0] != 'nolabel':
+            problems.append(f'{root}/classes.json: no {d.name} list starting with "nolabel"')
         labels = {p.stem: p for p in d.glob('*.tif')}
-        problems += [f'{d}: no label for {n}' for n in images if n not in labels] + [f'{d}: {n}.tif has no image' for n in labels if n not in images]
+        problems += [f'{d}: no label for {n}' for n in images if n not in labels] + [
+            f'{d}: {n}.tif has no image' for n in labels if n not in images
+        ]
         for n in sorted(set(images) & set(labels)):
             a, (w, h) = tifffile.imread(labels[n]), Image.open(images[n]).size
-            if a.dtype != CERBERUS_LABEL_DTYPES[d.name] or a.shape != (h, w): problems.append(f'{labels[n]}: {a.dtype} {a.shape}, expected {np.dtype(CERBERUS_LABEL_DTYPES[d.name])} {(h, w)}')
-            elif d.name.endswith('_type') and a.max(initial=0) >= len(names.get(d.name, ())): problems.append(f'{labels[n]}: class {a.max()} has no name')
+            if a.dtype != CERBERUS_LABEL_DTYPES[d.name] or a.shape != (h, w):
+                want = np.dtype(CERBERUS_LABEL_DTYPES[d.name])
+                problems.append(f'{labels[n]}: {a.dtype} {a.shape}, expected {want} {(h, w)}')
+            elif d.name.endswith('_type') and a.max(initial=0) >= len(names.get(d.name, ())):
+                problems.append(f'{labels[n]}: class {a.max()} has no name')
     return problems
 
 # %% ../nbs/02_synth.ipynb #532de77d
@@ -427,34 +451,46 @@ def _surface_line(rng, shape, spacing):
     "Row (float, per column) of a wavy mucosal surface near the top."
     return rng.uniform(0.08, 0.25) * shape[0] + 8 / spacing * _noise(rng, (8, shape[1]), spacing, 40)[0]
 
+# %% ../nbs/02_synth.ipynb #0e73bd44
 def _crypts(rng, shape, spacing, top, abnormal):
-    "Int32 owner map (0 none, 1..k) of wobbly elliptical crypts below row `top`; overlaps go to the nearer crypt, so some touch."
+    """Int32 owner map (0 none, 1..k) of wobbly elliptical crypts below row `top`; overlaps go to the nearer crypt, so
+    some touch."""
     H, W = shape
     best, owner = np.full(shape, np.inf), np.zeros(shape, np.int32)
     if top >= H - 1: return owner  # no room below the surface
-    cover, r_um, irr = (rng.uniform(0.45, 0.65), (20, 55), 0.12) if abnormal else (rng.uniform(0.35, 0.55), (22, 42), 0.04)
+    if abnormal: cover, r_um, irr = rng.uniform(0.45, 0.65), (20, 55), 0.12
+    else: cover, r_um, irr = rng.uniform(0.35, 0.55), (22, 42), 0.04
     placed, fails = [], 0
     while fails < 60 and len(placed) < 500 and (owner[int(top):] > 0).mean() < cover:
         a = rng.uniform(*r_um) / spacing
         b = a * rng.uniform(0.55, 1.0)
         cx, cy = rng.uniform(-0.4 * a, W + 0.4 * a), rng.uniform(min(top + 0.6 * a, H + 0.4 * a), H + 0.4 * a)
         if any(np.hypot(cx - x, cy - y) < rng.uniform(0.8, 1.05) * (a + r) for x, y, r in placed):
-            fails += 1; continue
+            fails += 1
+            continue
         fails = 0
         placed.append((cx, cy, a))
         t, harm = rng.uniform(0, np.pi), rng.normal(0, irr, 4)
-        y0, y1, x0, x1 = max(int(cy - 1.5 * a), 0), min(int(cy + 1.5 * a) + 1, H), max(int(cx - 1.5 * a), 0), min(int(cx + 1.5 * a) + 1, W)
+        y0, y1, x0, x1 = (
+            max(int(cy - 1.5 * a), 0),
+            min(int(cy + 1.5 * a) + 1, H),
+            max(int(cx - 1.5 * a), 0),
+            min(int(cx + 1.5 * a) + 1, W),
+        )
         if y0 >= y1 or x0 >= x1: continue
         v, u = np.mgrid[y0:y1, x0:x1] + 0.5 - np.array([cy, cx])[:, None, None]
         ur, vr = (u * np.cos(t) + v * np.sin(t)) / a, (-u * np.sin(t) + v * np.cos(t)) / b
         phi = np.arctan2(vr, ur)
-        r = np.hypot(ur, vr) / (1 + harm[0] * np.cos(2 * phi) + harm[1] * np.sin(2 * phi) + harm[2] * np.cos(3 * phi) + harm[3] * np.sin(3 * phi))
+        border = (1 + harm[0] * np.cos(2 * phi) + harm[1] * np.sin(2 * phi)
+                  + harm[2] * np.cos(3 * phi) + harm[3] * np.sin(3 * phi))  # wobbly border radius (1 = ellipse)
+        r = np.hypot(ur, vr) / border
         win = (slice(y0, y1), slice(x0, x1))
         better = (r < 1) & (r < best[win])
         best[win][better], owner[win][better] = r[better], len(placed)
     owner[: int(np.ceil(top))] = 0
     return owner
 
+# %% ../nbs/02_synth.ipynb #d9ab4e71
 def _renumber(inst, min_px):
     "Int32: 8-connected pieces of `inst` with at least `min_px` pixels, ids 1..N in raster order; the rest 0."
     pieces = measure.label(inst, background=0, connectivity=2)
@@ -465,8 +501,10 @@ def _renumber(inst, min_px):
     lut[keep] = np.arange(1, keep.size + 1)
     return lut[pieces]
 
+# %% ../nbs/02_synth.ipynb #1a123549
 def _basal_distance(gland, glass, spacing):
-    "µm from each pixel to the nearest basal border: between a gland and stroma or another gland (glass borders are apical)."
+    """µm from each pixel to the nearest basal border: between a gland and stroma or another gland
+    (glass borders are apical)."""
     border = np.zeros(gland.shape, bool)
     for axis in (0, 1):
         lo, hi = [slice(None)] * 2, [slice(None)] * 2
@@ -477,8 +515,10 @@ def _basal_distance(gland, glass, spacing):
         border[hi] |= step & (gland[hi] > 0)
     return ndi.distance_transform_edt(~border) * spacing
 
+# %% ../nbs/02_synth.ipynb #67cdcdf5
 def _lumens(rng, gland, skip, d_basal, spacing, abnormal):
-    "Int32 lumen map, ids 1..M in gland order: per gland (but `skip`) its part deeper than the epithelium, largest piece only; sometimes none."
+    """Int32 lumen map, ids 1..M in gland order: per gland (but `skip`) its part deeper than the epithelium, largest
+    piece only; sometimes none."""
     lumen, depth = np.zeros(gland.shape, np.int32), 1 + 0.25 * _noise(rng, gland.shape, spacing, 20)
     for i, box in enumerate(ndi.find_objects(gland), 1):
         if box is None or i == skip or rng.random() < 0.1: continue
@@ -489,6 +529,7 @@ def _lumens(rng, gland, skip, d_basal, spacing, abnormal):
         if big.sum() * spacing ** 2 >= 25: lumen[box][big] = lumen.max() + 1
     return lumen
 
+# %% ../nbs/02_synth.ipynb #a69e5a60
 def _mucosa_layout(rng, shape, spacing, abnormal, surface):
     "(gland int32, lumen int32, gland type uint8, glass bool, basal distance µm) of a colon-like mucosa."
     inst, glass, top = np.zeros(shape, np.int32), np.zeros(shape, bool), 0.0
@@ -506,18 +547,21 @@ def _mucosa_layout(rng, shape, spacing, abnormal, surface):
     d_basal = _basal_distance(gland, glass, spacing)
     return gland, _lumens(rng, gland, surface_id, d_basal, spacing, abnormal), gtype, glass, d_basal
 
+# %% ../nbs/02_synth.ipynb #a802bb68
 def _points_in(rng, mask, spacing, density, dmin_um):
     "Float (N, 2) points (x, y) in `mask`, about `density` per mm², at least `dmin_um` apart."
     xy = _uniform(rng, mask.shape, spacing, mask * 2.0 * density)
     target = int(round(density * mask.sum() * spacing ** 2 / 1e6))
     return _hardcore(rng, xy, np.zeros(len(xy), int), {0: target}, dmin_um / spacing)
 
+# %% ../nbs/02_synth.ipynb #a49a4c01
 def _render_mucosa(rng, gland, lumen, glass, d_basal, spacing, abnormal):
     "uint8 RGB: lamina propria from `he_stains`, epithelium, lumens and glass painted over it in stain space."
     shape, um = gland.shape, 1 / spacing
     nz = lambda scale: _noise(rng, shape, spacing, scale)
     epi, lum, stroma = (gland > 0) & (lumen == 0), lumen > 0, (gland == 0) & ~glass
-    lym = lymphocyte_centres(rng, np.where(stroma, INFLAMED, NECROSIS).astype(np.uint8), spacing)  # necrosis: no lymphocytes
+    # necrosis: no lymphocytes
+    lym = lymphocyte_centres(rng, np.where(stroma, INFLAMED, NECROSIS).astype(np.uint8), spacing)
     H, E = he_stains(rng, np.where(glass, STROMA, INFLAMED).astype(np.uint8), lym, spacing)
     d_apical = ndi.distance_transform_edt(~(lum | glass)) * spacing
     # epithelium: cytoplasm, bright apical border; basement membrane; a looser lamina propria
@@ -558,6 +602,7 @@ def _render_mucosa(rng, gland, lumen, glass, d_basal, spacing, abnormal):
     E += 0.01 * N
     return stains_to_rgb(rng, H, E, spacing)
 
+# %% ../nbs/02_synth.ipynb #e26c2715
 def _mucosa(rng, shape, spacing, abnormal, surface):
     "(image, gland, lumen, gland type) of a synthetic mucosa."
     gland, lumen, gtype, glass, d_basal = _mucosa_layout(rng, shape, spacing, abnormal, surface)
@@ -582,6 +627,7 @@ def _compartment_tile(label):
         return render_he(rng, lab, lymphocyte_centres(rng, lab, spacing), spacing)
     return render
 
+# %% ../nbs/02_synth.ipynb #eebeeb1e
 def _glass_tile(rng, shape, spacing):
     "Empty glass with a faint uneven tint and a few specks."
     tint = lambda c: c * np.clip(1 + 0.5 * _noise(rng, shape, spacing, 30), 0, None)
@@ -591,10 +637,14 @@ def _glass_tile(rng, shape, spacing):
     D = _stamp(rng, shape, dust, g, g * rng.uniform(0.5, 1, len(dust)), irr=0.3)
     return stains_to_rgb(rng, H + 0.03 * D, E + 0.02 * D, spacing)
 
+# %% ../nbs/02_synth.ipynb #81887cc5
 def _inflamed_tile(rng, shape, spacing):
     "Inflamed stroma packed with lymphocytes."
-    return render_he(rng, np.full(shape, INFLAMED, np.uint8), _points_in(rng, np.ones(shape, bool), spacing, 14000, 7), spacing)
+    return render_he(
+        rng, np.full(shape, INFLAMED, np.uint8), _points_in(rng, np.ones(shape, bool), spacing, 14000, 7), spacing
+    )
 
+# %% ../nbs/02_synth.ipynb #36895090
 def _epithelium_tile(abnormal):
     "Tile renderer: abnormal or normal glands (abnormal: sometimes a solid tumour sheet instead)."
     def render(rng, shape, spacing):
@@ -602,14 +652,17 @@ def _epithelium_tile(abnormal):
         return _mucosa(rng, shape, spacing, abnormal, surface=not abnormal and rng.random() < 0.3)[0]
     return render
 
+# %% ../nbs/02_synth.ipynb #b5258755
 def _along_fibres(rng, shape, spacing, density):
-    "Poisson points (x, y) at `density` per mm² and the collagen/muscle texture (fibres, orientation along them at each point)."
+    """Poisson points (x, y) at `density` per mm² and the collagen/muscle texture
+    (fibres, orientation along them at each point)."""
     fib, P = _fibres(rng, shape, spacing, lambda scale: _noise(rng, shape, spacing, scale))
     xy = _uniform(rng, shape, spacing, np.full(shape, density))
     gy, gx = np.gradient(P)
     ij = np.clip(xy.astype(int), 0, [shape[1] - 1, shape[0] - 1])
     return fib, xy, np.arctan2(gy[ij[:, 1], ij[:, 0]], gx[ij[:, 1], ij[:, 0]]) + np.pi / 2
 
+# %% ../nbs/02_synth.ipynb #dde66cc9
 def _muscle_tile(rng, shape, spacing):
     "Smooth muscle: deep pink fibres, cigar-shaped nuclei along them in pale halos."
     um = 1 / spacing
@@ -621,6 +674,7 @@ def _muscle_tile(rng, shape, spacing):
     H = 0.012 + 0.12 * N * np.clip(1 + 0.3 * _noise(rng, shape, spacing, 0.8), 0.3, None)
     return stains_to_rgb(rng, H, E * (1 - 0.5 * halo), spacing)
 
+# %% ../nbs/02_synth.ipynb #e29e9844
 def _mucus_tile(rng, shape, spacing):
     "Pale blue-grey wisps of mucin with a few floating cells."
     fib, xy, _ = _along_fibres(rng, shape, spacing, 400.0)
@@ -629,6 +683,7 @@ def _mucus_tile(rng, shape, spacing):
     cells = _stamp(rng, shape, xy, r, r * rng.uniform(0.8, 1, len(xy)), irr=0.1)
     return stains_to_rgb(rng, 0.004 + 0.03 * wisps + 0.15 * cells, 0.002 + 0.008 * wisps, spacing)
 
+# %% ../nbs/02_synth.ipynb #86675a7d
 def _adipose_tile(rng, shape, spacing):
     "Empty polygonal fat cells with thin pink membranes."
     fat = _jittered_grid(rng, np.zeros(shape, np.uint8), spacing, rng.uniform(25, 45), 6)
@@ -636,36 +691,53 @@ def _adipose_tile(rng, shape, spacing):
     E = np.where(memb, 0.04, 0.002) * np.clip(1 + 0.3 * _noise(rng, shape, spacing, 5), 0.3, None)
     return stains_to_rgb(rng, 0.002 + 0.006 * memb, E, spacing)
 
-_PCLASS_TILES = {'background': _glass_tile, 'abnormal_epi': _epithelium_tile(True), 'normal_epi': _epithelium_tile(False),
-                 'inflammatory': _inflamed_tile, 'muscle': _muscle_tile, 'stroma': _compartment_tile(STROMA),
-                 'debris': _compartment_tile(NECROSIS), 'mucous': _mucus_tile, 'adipose': _adipose_tile}
-SYNTH_PCLASSES = tuple(c for c in PATCH_CLASSES if c in _PCLASS_TILES)  # the classes the generator can draw, in Cerberus order
+# %% ../nbs/02_synth.ipynb #0b64a215
+_PCLASS_TILES = {
+    'background': _glass_tile,
+    'abnormal_epi': _epithelium_tile(True),
+    'normal_epi': _epithelium_tile(False),
+    'inflammatory': _inflamed_tile,
+    'muscle': _muscle_tile,
+    'stroma': _compartment_tile(STROMA),
+    'debris': _compartment_tile(NECROSIS),
+    'mucous': _mucus_tile,
+    'adipose': _adipose_tile,
+}
 
-def synth_patch_classes(seed: int, n_per_class: int, size: int = 144, spacing: float = 0.5) -> dict[str, list[np.ndarray]]:
-    "{class: `n_per_class` uint8 RGB (`size`, `size`, 3) tiles} for each class in `SYNTH_PCLASSES`; tile i of class c from generator [seed, c, i]."
-    return {name: [_PCLASS_TILES[name](np.random.default_rng([seed, PATCH_CLASSES.index(name), i]), (size, size), spacing) for i in range(n_per_class)]
-            for name in SYNTH_PCLASSES}
+# the classes the generator can draw, in Cerberus order
+SYNTH_PCLASSES = tuple(c for c in PATCH_CLASSES if c in _PCLASS_TILES)
+
+def synth_patch_classes(
+    seed: int, n_per_class: int, size: int = 144, spacing: float = 0.5
+) -> dict[str, list[np.ndarray]]:
+    """{class: `n_per_class` uint8 RGB (`size`, `size`, 3) tiles} for each class in `SYNTH_PCLASSES`; tile i of class c
+    from generator [seed, c, i]."""
+    return {
+        name: [
+            _PCLASS_TILES[name](np.random.default_rng([seed, PATCH_CLASSES.index(name), i]), (size, size), spacing)
+            for i in range(n_per_class)
+        ]
+        for name in SYNTH_PCLASSES
+    }
 
 # %% ../nbs/02_synth.ipynb #5210c50c
 def write_cerberus_synth(root, n: int = 8, size: int = 256, seed: int = 0, n_per_class: int = 6, tile: int = 144,
                          spacing: float = 0.5, overwrite: bool = False) -> Path:
-    "Write a synthetic Cerberus set at `root`: glands/lumens/gland types in the pixel layout, tissue tiles under `root/pclass`; atomically."
+    """Write a synthetic Cerberus set at `root`: glands/lumens/gland types in the pixel layout, tissue tiles under
+    `root/pclass`; atomically."""
     root = Path(root)
-    if n < 1 or size < 64 or n_per_class < 0 or tile < 32: raise TilError('need n ≥ 1, size ≥ 64, n_per_class ≥ 0 and tile ≥ 32')
-    if root.exists() and any(root.iterdir()) and not overwrite: raise TilError(f'{root} exists and is not empty (use overwrite to replace it)')
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{root.name}.', dir=root.parent))
-    try:
+    if n < 1 or size < 64 or n_per_class < 0 or tile < 32:
+        raise TilError('need n ≥ 1, size ≥ 64, n_per_class ≥ 0 and tile ≥ 32')
+    if root.exists() and any(root.iterdir()) and not overwrite:
+        raise TilError(f'{root} exists and is not empty (use overwrite to replace it)')
+    with staged_dir(root) as tmp:
         for i in range(n):
             image, gland, lumen, gtype = synth_glands([seed, 1, i], size, spacing)
-            write_cerberus_item(tmp, f'synth-s{seed}-g{i:03d}', image, {'gland': gland, 'lumen': lumen, 'gland_type': gtype})
+            labels = {'gland': gland, 'lumen': lumen, 'gland_type': gtype}
+            write_cerberus_item(tmp, f'synth-s{seed}-g{i:03d}', image, labels)
         write_json(tmp / 'classes.json', {'gland_type': list(GLAND_TYPES)}, indent=1)
         if n_per_class:
             for name, ims in synth_patch_classes(seed, n_per_class, tile, spacing).items():
                 for i, im in enumerate(ims): write_png(tmp / 'pclass' / name / f'synth-s{seed}-{i:03d}.png', im)
             write_json(tmp / 'pclass/classes.json', {'pclass': list(SYNTH_PCLASSES)}, indent=1)
-        if root.exists(): shutil.rmtree(root)
-        os.replace(tmp, root)
-    finally:
-        if tmp.exists(): shutil.rmtree(tmp)
     return root

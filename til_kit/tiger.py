@@ -16,6 +16,7 @@ __all__ = ['ROI_SUBSETS', 'COCO_NAME', 'wsirois_dir', 'roi_dir', 'wsi_dir', 'Roi
 
 # %% ../nbs/01a_tiger.ipynb #edb07251
 ROI_SUBSETS = ('tissue-bcss', 'tissue-cells')
+
 COCO_NAME = 'tiger-coco.json'
 
 def wsirois_dir(root) -> Path:
@@ -23,9 +24,13 @@ def wsirois_dir(root) -> Path:
     root = Path(root)
     for d in (root / 'wsirois', root):
         if (d / 'roi-level-annotations').is_dir() or (d / 'wsi-level-annotations').is_dir(): return d
-    raise TilError(f'{root}: not a TIGER folder (expected wsirois/roi-level-annotations or wsirois/wsi-level-annotations)')
+    raise TilError(f'{root}: not a TIGER folder '
+                   '(expected wsirois/roi-level-annotations or wsirois/wsi-level-annotations)')
 
+# %% ../nbs/01a_tiger.ipynb #35856812
 def roi_dir(root, subset: str) -> Path: return wsirois_dir(root) / 'roi-level-annotations' / subset
+
+# %% ../nbs/01a_tiger.ipynb #136e1644
 def wsi_dir(root) -> Path: return wsirois_dir(root) / 'wsi-level-annotations'
 
 # %% ../nbs/01a_tiger.ipynb #440560af
@@ -39,6 +44,7 @@ class Roi:
     @property
     def name(self): return self.image.stem
 
+# %% ../nbs/01a_tiger.ipynb #8430a423
 def tiger_rois(root, subsets=ROI_SUBSETS) -> list[Roi]:
     "All image/mask pairs of the given ROI subsets, with cell centres for `tissue-cells`."
     rois = []
@@ -62,37 +68,65 @@ class Report:
     @property
     def ok(self): return not self.problems
     def __str__(self):
-        return '\n'.join([f'TIGER layout at {self.root}'] + [f'  {l}' for l in self.lines] +
-                         (['OK: no problems found'] if self.ok else [f'{len(self.problems)} problem(s):'] + self.problems))
+        return '\n'.join(
+            [f'TIGER layout at {self.root}']
+            + [f'  {l}' for l in self.lines]
+            + (['OK: no problems found'] if self.ok else [f'{len(self.problems)} problem(s):'] + self.problems)
+        )
 
+# %% ../nbs/01a_tiger.ipynb #4f5fe6d6
 def _check_pair(img_path, mask_path, rep: Report):
     "Read one ROI pair; record problems; return the image size (w, h) or None."
     try: img = read_image(img_path)
-    except TilError as e: rep.problems.append(str(e)); img = None
+    except TilError as e:
+        rep.problems.append(str(e))
+        img = None
     try: mask = read_mask(mask_path)
-    except TilError as e: rep.problems.append(str(e)); return None if img is None else img.shape[1::-1]
+    except TilError as e:
+        rep.problems.append(str(e))
+        return None if img is None else img.shape[1::-1]
     bad = np.unique(mask[mask > 7])
     if bad.size: rep.problems.append(f'{mask_path}: mask values outside 0–7: {bad[:10].tolist()}')
     rep.label_pixels += np.bincount(mask.ravel(), minlength=256)[:8]
     if img is not None and img.shape[:2] != mask.shape:
-        rep.problems.append(f'{mask_path}: mask is {mask.shape[1]}×{mask.shape[0]} px but its image is {img.shape[1]}×{img.shape[0]} px')
+        rep.problems.append(
+            f'{mask_path}: mask is {mask.shape[1]}×{mask.shape[0]} px but its image is {img.shape[1]}×{img.shape[0]} px'
+        )
     return None if img is None else img.shape[1::-1]
 
+# %% ../nbs/01a_tiger.ipynb #9825cd98
 def _check_coco(coco_path, sizes: dict, rep: Report) -> int:
     "Check `tiger-coco.json` against the images found (file name → (w, h)); return the number of cells."
-    if not coco_path.exists(): rep.problems.append(f'{coco_path}: missing (tissue-cells needs its cell annotations)'); return 0
+    if not coco_path.exists():
+        rep.problems.append(f'{coco_path}: missing (tissue-cells needs its cell annotations)')
+        return 0
     try: coco = read_coco_cells(coco_path)
-    except TilError as e: rep.problems.append(str(e)); return 0
-    if coco.orphans: rep.problems.append(f'{coco_path}: {len(coco.orphans)} annotation(s) name unknown image ids, e.g. id {coco.orphans[:3]}')
+    except TilError as e:
+        rep.problems.append(str(e))
+        return 0
+    if coco.orphans:
+        rep.problems.append(
+            f'{coco_path}: {len(coco.orphans)} annotation(s) name unknown image ids, e.g. id {coco.orphans[:3]}'
+        )
     for name, boxes in coco.boxes.items():
-        if name not in sizes: rep.problems.append(f'{coco_path}: names image "{name}", which is not in images/'); continue
+        if name not in sizes:
+            rep.problems.append(f'{coco_path}: names image "{name}", which is not in images/')
+            continue
         w, h = sizes[name] or coco.sizes[name]
         if sizes[name] and tuple(coco.sizes[name]) != tuple(sizes[name]):
-            rep.problems.append(f'{coco_path}: image "{name}" is {w}×{h} px but the COCO file says {coco.sizes[name][0]}×{coco.sizes[name][1]}')
+            rep.problems.append(
+                f'{coco_path}: image "{name}" is {w}×{h} px '
+                f'but the COCO file says {coco.sizes[name][0]}×{coco.sizes[name][1]}'
+            )
         out = (boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 0] + boxes[:, 2] > w) | (boxes[:, 1] + boxes[:, 3] > h)
-        if out.any(): rep.problems.append(f'{coco_path}: {out.sum()} box(es) outside image "{name}" ({w}×{h} px), e.g. {boxes[out][0].round(1).tolist()}')
+        if out.any():
+            rep.problems.append(
+                f'{coco_path}: {out.sum()} box(es) outside image "{name}" ({w}×{h} px), '
+                f'e.g. {boxes[out][0].round(1).tolist()}'
+            )
     return sum(len(b) for b in coco.boxes.values())
 
+# %% ../nbs/01a_tiger.ipynb #cbb5281d
 def _check_rois(root, subset, rep: Report, progress: bool):
     d = roi_dir(root, subset)
     if not d.is_dir(): return
@@ -105,6 +139,7 @@ def _check_rois(root, subset, rep: Report, progress: bool):
     if subset == 'tissue-cells': line += f', {_check_coco(d / COCO_NAME, sizes, rep)} cells in {COCO_NAME}'
     rep.lines.append(line)
 
+# %% ../nbs/01a_tiger.ipynb #eae69f98
 def _check_slides(root, rep: Report):
     d = wsi_dir(root)
     if not d.is_dir(): return
@@ -118,7 +153,8 @@ def _check_slides(root, rep: Report):
         except TilError as e: rep.problems.append(str(e))
     for kind in ('bcss', 'cells'):
         for m in sorted((d / f'annotations-tissue-{kind}-masks').glob('*.tif*')):
-            if m.stem not in slides: rep.problems.append(f'{m}: slide mask without slide (expected images/{m.stem}.tif)')
+            if m.stem not in slides:
+                rep.problems.append(f'{m}: slide mask without slide (expected images/{m.stem}.tif)')
             try:
                 with Slide(m) as s: s.verify()
             except TilError as e: rep.problems.append(str(e))
@@ -126,6 +162,7 @@ def _check_slides(root, rep: Report):
         try: rep.lines.append(f'xml {x.name}: {len(asap_points(read_asap_xml(x)))} cell points')
         except TilError as e: rep.problems.append(str(e))
 
+# %% ../nbs/01a_tiger.ipynb #c05a67ba
 def validate_tiger(root, progress: bool = False) -> Report:
     "Check every file of a TIGER-layout folder; see `Report`."
     rep = Report(Path(root))
@@ -133,6 +170,8 @@ def validate_tiger(root, progress: bool = False) -> Report:
     for subset in ROI_SUBSETS: _check_rois(root, subset, rep, progress)
     _check_slides(root, rep)
     n = rep.label_pixels.sum()
-    if n: rep.lines.append('labels: ' + ', '.join(f'{v} {TIGER_LABELS[v]} {100 * c / n:.1f}%' for v, c in enumerate(rep.label_pixels) if c))
+    if n:
+        shares = [f'{v} {TIGER_LABELS[v]} {100 * c / n:.1f}%' for v, c in enumerate(rep.label_pixels) if c]
+        rep.lines.append('labels: ' + ', '.join(shares))
     rep.lines.append('ROI spacing: not stored in PNG files (TIGER ROIs are 0.5 µm/px)')
     return rep

@@ -16,14 +16,13 @@ from .core import *
 from .io import Slide, read_image, read_mask, OUTPUT_NAMES
 from .metrics import match_points, detection_f1
 from .evaluate import gt_items, read_detections_um
-from .instances import INSTANCE_KERNELS
 
 # %% auto #0
 __all__ = ['INSTANCE_TASKS', 'LAYERS', 'MARKS', 'Item', 'tiger_items', 'cerberus_items', 'View', 'item_points', 'read_view',
            'outline', 'render', 'threshold_scores', 'pr_curve', 'plot_pr', 'scores_text', 'png_bytes', 'Viewer']
 
 # %% ../nbs/13_viewer.ipynb #a2395093
-INSTANCE_TASKS = tuple(INSTANCE_KERNELS)  # ('gland', 'lumen', 'nuclei')
+INSTANCE_TASKS = tuple(task_names(tasks_of_kind('instance')))  # ('gland', 'lumen', 'nuclei')
 
 @dataclass
 class Item:
