@@ -6,7 +6,8 @@
 from __future__ import annotations
 import inspect, json, sys, warnings
 from functools import wraps
-warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)  # raised by fastai's imports on recent torch: noise to users
+# raised by fastai's imports on recent torch: noise to users
+warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from pathlib import Path
 from fastcore.script import call_parse, Param, store_true
 from .core import TilError, tasks_of_kind
@@ -16,7 +17,8 @@ from .cerberus.train import train_run, read_train_file, merge_options
 from .factory import infer
 from .evaluate import evaluate, format_evaluation, write_evaluation, plot_evaluation
 from .io import write_figure
-from .cerberus.evaluate import is_cerberus_gt, evaluate_cerberus, format_cerberus_evaluation, plot_cerberus_evaluation
+from .cerberus.evaluate import (is_cerberus_gt, evaluate_cerberus, format_cerberus_evaluation,
+                                       plot_cerberus_evaluation)
 from .demo import run_demo, DEMO_SIZES
 from .cerberus.data import extract_patches
 
@@ -43,8 +45,9 @@ def til_synth(out: Param('output folder; must not exist unless --overwrite', str
               seed: Param('random seed: the same arguments give byte-identical files', int) = 0,
               slide_width: Param('width in pixels of the synthetic whole slide (0: no slide)', int) = 3072,
               overwrite: Param('replace OUT if it exists', store_true) = False):
-    "Write a synthetic TIGER-layout data set: ROIs with tissue masks, COCO cells, and a pyramidal slide with its mask and ASAP XML."
-    root = synthesize(out, n=n, size=size, seed=seed, slide_width=slide_width, overwrite=overwrite, progress=sys.stderr.isatty())
+    "Write a synthetic TIGER-layout data set: ROIs, tissue masks, COCO cells, a pyramidal slide with mask and ASAP XML."
+    root = synthesize(out, n=n, size=size, seed=seed, slide_width=slide_width, overwrite=overwrite,
+                      progress=sys.stderr.isatty())
     print(f'wrote {root}')
 
 # %% ../nbs/11_cli.ipynb #0265cedb
@@ -59,31 +62,43 @@ def til_validate(path: Param('a TIGER folder (the one holding wsirois/) or its w
 # %% ../nbs/11_cli.ipynb #189e3ebd
 @call_parse
 @user_errors
-def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerberus tasks, patch folders from til_extract_patches, comma-separated; or a YAML file of options', str),
-              tasks: Param('comma-separated: tissue,lymph (default), tissue or lymph on TIGER data; some of gland,lumen,nuclei,gland_type,nuclei_type,pclass on patch folders', str) = None,
+def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerberus tasks, patch folders from '
+                          'til_extract_patches, comma-separated; or a YAML file of options', str),
+              tasks: Param('comma-separated: tissue,lymph (default), tissue or lymph on TIGER data; some of '
+                           'gland,lumen,nuclei,gland_type,nuclei_type,pclass on patch folders', str) = None,
               out: Param('output folder for model.pth, metrics.json and curves.png', str) = 'til_run',
               valid: Param('TIGER-layout validation folder (default: hold out 20% of the slides of DATA)', str) = None,
-              arch: Param('deeplabv3plus (default), seed (the published TIL model) or cerberus (implied by Cerberus tasks)', str) = None,
-              encoder: Param('resnet18, resnet34 or resnet50 (default: resnet34; resnet50 for --arch seed)', str) = None,
-              shared_decoder: Param('one decoder for all tasks (as published) instead of one per task: about 0.5× the compute of two STL models', store_true) = False,
-              decoder_channels: Param('decoder width (256 in DeepLabv3+; 64 trains several times faster on a CPU)', int) = 256,
+              arch: Param('deeplabv3plus (default), published (the published TIL model) or cerberus (implied by '
+                          'Cerberus tasks)', str) = None,
+              encoder: Param('resnet18, resnet34 or resnet50 (default: resnet34; resnet50 for --arch published)',
+                             str) = None,
+              shared_decoder: Param('one decoder for all tasks (as published) instead of one per task: about 0.5× the '
+                                    'compute of two STL models', store_true) = False,
+              decoder_channels: Param('decoder width (256 in DeepLabv3+; 64 trains several times faster on a CPU)',
+                                      int) = 256,
               weights: Param('local encoder weights file (torchvision/Lunit ResNet layout)', str) = None,
-              stats: Param('input normalisation: imagenet, lunit (for Lunit weights) or none (default: imagenet; none for --arch seed)', str) = None,
-              pclass: Param('Cerberus: patch-class folder (a sub-folder of tiles per class) for task pclass', str) = None,
+              stats: Param('input normalisation: imagenet, lunit (for Lunit weights) or none (default: imagenet; none '
+                           'for --arch published)', str) = None,
+              pclass: Param('Cerberus: patch-class folder (a sub-folder of tiles per class) for task pclass',
+                            str) = None,
               pclass_size: Param('Cerberus: side in pixels of the patch-class tiles', int) = 144,
-              hold_out: Param('Cerberus: images held out for validation, comma-separated names or patterns (default: 20% of each folder)', str) = None,
+              hold_out: Param('Cerberus: images held out for validation, comma-separated names or patterns (default: '
+                              '20% of each folder)', str) = None,
               init: Param('Cerberus: start from this model file (for --train_only)', str) = None,
-              train_only: Param("Cerberus: train only this task's decoder and head, everything else frozen (stage two; needs --init)", str) = None,
+              train_only: Param("Cerberus: train only this task's decoder and head, everything else frozen (stage "
+                                "two; needs --init)", str) = None,
               epochs: Param('training epochs', int) = 10,
               bs: Param('batch size', int) = 8,
               size: Param('training tile side in pixels (at 0.5 µm/px)', int) = 256,
               lr: Param('peak learning rate of the one-cycle schedule', float) = 1e-3,
-              epoch_len: Param('samples per epoch (default: one per training ROI; Cerberus: the largest data set × their number)', int) = None,
-              task_weights: Param('equal, published (TIL 0.13/0.87; Cerberus its task weights) or uncertainty (learned)', str) = 'equal',
+              epoch_len: Param('samples per epoch (default: one per training ROI; Cerberus: the largest data set '
+                               '× their number)', int) = None,
+              task_weights: Param('equal, published (TIL 0.13/0.87; Cerberus its task weights) or uncertainty '
+                                  '(learned)', str) = 'equal',
               lymph_target: Param('heatmap (Gaussian) or boxmask (published)', str) = 'heatmap',
               seed: Param('random seed', int) = 0,
               workers: Param('data-loading worker processes', int) = 0):
-    "Train the TIL model (or a single-task baseline) on TIGER data, or Cerberus on patch folders; resumes if OUT holds an interrupted run."
+    "Train TIL model (or one-task baseline) on TIGER data, or Cerberus on patch folders; resumes a stopped run in OUT."
     given = dict(locals())
     defaults = {k: p.default for k, p in inspect.signature(til_train).parameters.items()}
     if str(data).endswith(('.yml', '.yaml')):
@@ -97,38 +112,58 @@ def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerber
 @user_errors
 def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, .jpg), or a folder of them', str),
               model: Param('model file written by til_train (model.pth)', str),
-              out: Param('output folder: one sub-folder per input (TIL: tissue.tif, detections.json, cells.geojson, til-score.json; Cerberus: TASK.tif, TASK.csv, objects.geojson, pclass.tif; both: overview.png, summary.json)', str) = 'til_predictions',
-              spacing: Param('µm/px of the input when its metadata lacks it (needed for PNG/JPEG; TIGER ROIs are 0.5)', float) = None,
-              tasks: Param("outputs to write: the model's tasks by default, or a subset (e.g. tissue; nuclei,pclass)", str) = None,
+              out: Param('output folder: one sub-folder per input (TIL: tissue.tif, detections.json, cells.geojson, '
+                         'til-score.json; Cerberus: TASK.tif, TASK.csv, objects.geojson, pclass.tif; both: '
+                         'overview.png, summary.json)', str) = 'til_predictions',
+              spacing: Param('µm/px of the input when its metadata lacks it (needed for PNG/JPEG; TIGER ROIs are 0.5)',
+                             float) = None,
+              tasks: Param("outputs to write: the model's tasks by default, or a subset (e.g. tissue; nuclei,pclass)",
+                           str) = None,
               size: Param("window side in pixels (default: the model's training tile)", int) = None,
               overlap: Param('pixels shared by neighbouring windows (default: a quarter of the window)', int) = None,
               bs: Param('windows per batch', int) = 16,
-              tta: Param('average with horizontally and vertically flipped windows (3× the compute)', store_true) = False,
+              tta: Param('average with horizontally and vertically flipped windows (3× the compute)',
+                         store_true) = False,
               precision: Param('fp32, or bf16 on a GPU', str) = 'fp32',
               workers: Param('slide-reading processes', int) = 2,
-              block: Param('slide block side in pixels: larger blocks repeat fewer border windows and need more memory', int) = 4096,
+              block: Param('slide block side in pixels: larger blocks repeat fewer border windows and need more memory',
+                           int) = 4096,
               threshold: Param('lymphocyte probability above which a heatmap peak is a cell', float) = 0.5,
               device: Param('cpu or cuda (default: cuda if available)', str) = None):
-    "Predict whole slides, ROIs or tiles: tissue, lymphocytes and the TIL score (TIL models), or instances and tissue classes (Cerberus); an interrupted slide resumes where it stopped."
-    kw = dict(size=size, overlap=overlap, bs=bs, tta=tta, precision=precision, threshold=threshold, workers=workers, block=block)
+    "Predict slides, ROIs, tiles: tissue, lymphocytes, TIL score (TIL models) or instances, tissue classes (Cerberus)."
+    # an interrupted slide resumes where it stopped
+    kw = dict(size=size, overlap=overlap, bs=bs, tta=tta, precision=precision, threshold=threshold, workers=workers,
+              block=block)
     for s in infer(input, model, out, spacing, tasks, device, progress=sys.stderr.isatty(), **kw):
-        found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance') if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
-        if not found: found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s else [])
+        found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance')
+                 if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
+        if not found:
+            found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s
+                                                            else [])
         print(f"{s['name']}: {', '.join(found)} → {Path(out) / s['name']}")
 
 # %% ../nbs/11_cli.ipynb #715b4043
 @call_parse
 @user_errors
 def til_eval(pred: Param('prediction folder written by til_infer (one sub-folder per ROI, slide, image or tile)', str),
-             gt: Param('ground truth: a TIGER-layout folder (the one holding wsirois/), or a Cerberus-layout folder (images/, labels/TASK/, pclass/CLASS/)', str),
-             out: Param('JSON file for the results (default: PRED/evaluation.json); the figure goes beside it, as .png', str) = None,
+             gt: Param('ground truth: a TIGER-layout folder (the one holding wsirois/), or a Cerberus-layout folder '
+                       '(images/, labels/TASK/, pclass/CLASS/)', str),
+             out: Param('JSON file for the results (default: PRED/evaluation.json); the figure goes beside it, as .png',
+                        str) = None,
              radius_um: Param('TIGER: hit radius for lymphocytes in µm (4 µm = 8 px at 0.5 µm/px)', float) = 4.0,
-             threshold: Param('TIGER: probability threshold for precision, recall and F1 (FROC uses every threshold)', float) = 0.5,
-             tasks: Param('Cerberus: tasks to score, some of gland,lumen,nuclei,pclass (default: those predicted)', str) = None,
-             allow_missing: Param('score the items that have predictions instead of refusing when some lack them', store_true) = False):
-    "Score predictions: TIGER's tumour/stroma Dice, lymphocyte F1 and FROC, or Cerberus' PQ (DQ, SQ), AJI and Dice per object task and patch-class accuracy and macro-F1; print a table, write the results as JSON and a figure beside it (FROC curve, tissue confusion matrix and per-item scores; or Cerberus' score bars and patch-class confusion matrix)."
+             threshold: Param('TIGER: probability threshold for precision, recall and F1 (FROC uses every threshold)',
+                              float) = 0.5,
+             tasks: Param('Cerberus: tasks to score, some of gland,lumen,nuclei,pclass (default: those predicted)',
+                          str) = None,
+             allow_missing: Param('score the items that have predictions instead of refusing when some lack them',
+                                  store_true) = False):
+    "Score predictions (TIGER: Dice, lymphocyte F1, FROC; Cerberus: PQ, AJI, Dice, pclass accuracy); table, JSON, PNG."
+    # TIGER: tumour/stroma Dice, lymphocyte F1 and FROC; figure: FROC curve, tissue confusion matrix, per-item scores.
+    # Cerberus: PQ (DQ, SQ), AJI and Dice per object task, patch-class accuracy and macro-F1; figure: score bars and
+    # patch-class confusion matrix. Prints a table, writes the results as JSON and the figure beside it.
     path = Path(out) if out else Path(pred) / 'evaluation.json'
-    if path.suffix.lower() == '.png': raise TilError(f'--out {path}: name the JSON file; the figure is written beside it, with .png')
+    if path.suffix.lower() == '.png':
+        raise TilError(f'--out {path}: name the JSON file; the figure is written beside it, with .png')
     cerberus = is_cerberus_gt(gt)
     if cerberus:
         res = evaluate_cerberus(pred, gt, tasks, allow_missing, progress=sys.stderr.isatty())
@@ -146,9 +181,10 @@ def til_eval(pred: Param('prediction folder written by til_infer (one sub-folder
 @call_parse
 @user_errors
 def til_demo(out: Param('output folder for the model, the predictions, the scores and report.html', str) = 'til_demo',
-             size: Param(f"full (about {DEMO_SIZES['full']['minutes']} minutes on 2 CPU cores) or quick (a minute: the machinery, not a result)", str) = 'full',
+             size: Param(f"full (about {DEMO_SIZES['full']['minutes']} minutes on 2 CPU cores) or quick (a minute: the "
+                         "machinery, not a result)", str) = 'full',
              overwrite: Param('replace OUT if it exists', store_true) = False):
-    "The main job, on bundled data: train a multi-task model, predict held-out and real ROIs and two slides, score them, write report.html."
+    "Main job on bundled data: train a multi-task model, predict held-out/real ROIs, 2 slides, score them, report.html."
     run_demo(out, size, overwrite, progress=sys.stderr.isatty())
 
 # %% ../nbs/11_cli.ipynb #e91ff702
@@ -160,6 +196,6 @@ def til_extract_patches(root: Param('Cerberus-layout folder: images/NAME.png and
                         step: Param('pixels from one window to the next', int) = 256,
                         all_windows: Param('keep windows without tissue too', store_true) = False,
                         overwrite: Param('replace OUT if it exists', store_true) = False):
-    "Cut labelled images into windows twice the training tile, for Cerberus-style training (gland, lumen, nuclei, types)."
+    "Cut labelled images into windows 2× the training tile, for Cerberus-style training (gland, lumen, nuclei, types)."
     path = extract_patches(root, out, window, step, not all_windows, overwrite, progress=sys.stderr.isatty())
     print(f"wrote {json.loads((path / 'patches.json').read_text())['patches']} patches to {path}")

@@ -19,14 +19,17 @@ def um_to_px(um: float, spacing: float) -> float:
     "Length in micrometres → pixels at `spacing` µm/px."
     return um / spacing
 
+# %% ../nbs/00_core.ipynb #f126d2db
 def px_to_um(px, spacing: float):
     "Length (or coordinates) in pixels → micrometres at `spacing` µm/px."
     return np.asarray(px, dtype=float) * spacing if not np.isscalar(px) else px * spacing
 
+# %% ../nbs/00_core.ipynb #f5ea2505
 def px_to_mm(px, spacing: float):
     "Pixel coordinates → millimetres (as the TIGER detection JSON wants)."
     return px_to_um(px, spacing) / 1000
 
+# %% ../nbs/00_core.ipynb #8fc1df33
 def area_mm2(n_pixels: float, spacing: float) -> float:
     "Area in mm² of `n_pixels` pixels at `spacing` µm/px."
     return n_pixels * (spacing / 1000) ** 2
@@ -41,8 +44,10 @@ TIGER_COLORS = np.array([[255, 255, 255], [214, 39, 40], [255, 152, 150], [148, 
 # %% ../nbs/00_core.ipynb #c164bfbc
 INSTANCE_CLASSES = ('background', 'interior', 'contour')
 GLAND_TYPES = ('nolabel', 'gland', 'surface_epithelium')
-NUCLEI_TYPES = ('nolabel', 'neutrophil', 'epithelial', 'lymphocyte', 'plasma', 'eosinophil', 'connective')  # Lizard's classes
-PATCH_CLASSES = ('background', 'abnormal_epi', 'normal_epi', 'inflammatory', 'muscle', 'stroma', 'debris', 'mucous', 'adipose')
+NUCLEI_TYPES = ('nolabel', 'neutrophil', 'epithelial', 'lymphocyte', 'plasma', 'eosinophil',
+                'connective')  # Lizard's classes
+PATCH_CLASSES = ('background', 'abnormal_epi', 'normal_epi', 'inflammatory', 'muscle', 'stroma', 'debris', 'mucous',
+                 'adipose')
 
 # %% ../nbs/00_core.ipynb #29440818
 TISSUE_CLASSES = ('other', 'tumor', 'stroma')
@@ -57,6 +62,7 @@ def tiger_lut(in_situ_as_tumor: bool = False) -> np.ndarray:
     lut[list(TIGER_STROMA)] = TISSUE_CLASSES.index('stroma')
     return lut
 
+# %% ../nbs/00_core.ipynb #63ed57cd
 def remap_tiger(mask: np.ndarray, in_situ_as_tumor: bool = False) -> np.ndarray:
     "TIGER 0–7 label mask → 3-class mask (0 other, 1 tumour, 2 stroma, `IGNORE` for unannotated)."
     return tiger_lut(in_situ_as_tumor)[np.asarray(mask, dtype=np.uint8)]
@@ -72,6 +78,7 @@ def label_overlay(image: np.ndarray, labels: np.ndarray, colors: np.ndarray = TI
     out[keep] = (1 - alpha) * out[keep] + alpha * colors[labels[keep]]
     return out.round().astype(np.uint8)
 
+# %% ../nbs/00_core.ipynb #3216af2b
 def legend_handles(names, colors):
     "Matplotlib legend patches for `names` drawn in `colors` (uint8 RGB)."
     from matplotlib.patches import Patch
@@ -81,16 +88,16 @@ def legend_handles(names, colors):
 import til_kit
 DATA_SAMPLES = Path(til_kit.__file__).resolve().parents[1] / 'data_samples'  # present in a source checkout
 
-# %% ../nbs/00_core.ipynb #ffd4982f
+# %% ../nbs/00_core.ipynb #b44c0e07
 class TilError(Exception):
     "An error caused by the user's input: command-line tools print its message on one line and exit non-zero."
 
-# %% ../nbs/00_core.ipynb #5d584ace
+# %% ../nbs/00_core.ipynb #fac1f153
 KINDS = ('segmentation', 'detection', 'instance', 'types', 'classification')
 
 @dataclass(frozen=True)
 class Task:
-    "A learnable task: `name` keys model outputs and targets; `kind` (one of `KINDS`) says how it is trained and scored."
+    "A learnable task: `name` keys model outputs and targets; `kind` (in `KINDS`) says how it is trained and scored."
     name: str
     kind: str
     n_out: int  # output channels of its head
@@ -101,9 +108,10 @@ class Task:
     objects: str = ''  # types: the instance task whose objects it types
 
     def __post_init__(self):
-        if self.kind not in KINDS: raise TilError(f'task {self.name}: unknown kind {self.kind!r} (kinds: {", ".join(KINDS)})')
+        if self.kind not in KINDS:
+            raise TilError(f'task {self.name}: unknown kind {self.kind!r} (kinds: {", ".join(KINDS)})')
 
-# %% ../nbs/00_core.ipynb #220bf37e
+# %% ../nbs/00_core.ipynb #3f62824b
 TASKS: dict[str, Task] = {}
 
 def register_task(task: Task) -> Task:
@@ -111,7 +119,7 @@ def register_task(task: Task) -> Task:
     TASKS[task.name] = task
     return task
 
-# %% ../nbs/00_core.ipynb #20ef7098
+# %% ../nbs/00_core.ipynb #362fb5f7
 for _task in (
     Task('tissue', 'segmentation', len(TISSUE_CLASSES), TISSUE_CLASSES, 'tumour / stroma / other', values=(7, 1, 2)),
     Task('lymph', 'detection', 1, ('lymphocyte',), 'lymphocyte and plasma cell centres'),
@@ -121,12 +129,13 @@ for _task in (
     Task('lumen', 'instance', len(INSTANCE_CLASSES), INSTANCE_CLASSES,
          'gland lumina: background / interior / contour band'),
     Task('nuclei', 'instance', len(INSTANCE_CLASSES), INSTANCE_CLASSES, 'nuclei: background / interior / contour band'),
-    Task('nuclei_type', 'types', len(NUCLEI_TYPES), NUCLEI_TYPES, 'nucleus type per pixel (Lizard classes), scored inside nuclei',
+    Task('nuclei_type', 'types', len(NUCLEI_TYPES), NUCLEI_TYPES,
+         'nucleus type per pixel (Lizard classes), scored inside nuclei',
          class_weights=(0, 12, 1, 2, 6, 12, 2), objects='nuclei'),
     Task('pclass', 'classification', len(PATCH_CLASSES), PATCH_CLASSES, 'tissue type of a 144 × 144 px patch'),
 ): register_task(_task)
 
-# %% ../nbs/00_core.ipynb #27ea911f
+# %% ../nbs/00_core.ipynb #83bb706a
 def parse_tasks(tasks: str | list | tuple) -> tuple[Task, ...]:
     "`'tissue,lymph'`, or a list of names or `Task`s → registered `Task`s, in the order given."
     names = [t.strip() for t in tasks.split(',')] if isinstance(tasks, str) else [getattr(t, 'name', t) for t in tasks]
@@ -135,10 +144,12 @@ def parse_tasks(tasks: str | list | tuple) -> tuple[Task, ...]:
         raise TilError(f"bad task list {tasks!r}: tasks are {', '.join(TASKS)}, each at most once")
     return tuple(TASKS[n] for n in names)
 
+# %% ../nbs/00_core.ipynb #647a67d8
 def task_names(tasks) -> list[str]:
     "The names of `tasks` (anything `parse_tasks` takes, or an empty list), in order."
     return [t.name for t in parse_tasks(tasks)] if len(tasks) else []
 
+# %% ../nbs/00_core.ipynb #589822e5
 def tasks_of_kind(kind: str, tasks=None) -> tuple[Task, ...]:
     "The tasks of `kind` among `tasks` (default: every registered task; none of an empty list), in order."
     pool = TASKS.values() if tasks is None else parse_tasks(tasks) if len(tasks) else ()

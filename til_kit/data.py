@@ -35,6 +35,7 @@ def points_to_heatmap(points, shape, sigma_px: float) -> np.ndarray:
         np.maximum(out[r0:r1, c0:c1], gy[:, None] * gx[None, :], out=out[r0:r1, c0:c1])
     return out
 
+# %% ../nbs/03_data.ipynb #21dbd3ea
 def points_to_boxmask(points, shape, box_px: float = 16) -> np.ndarray:
     "Uint8 (H, W) mask with each cell's `box_px` square (centred on it) set to 1: the published model's target."
     H, W = shape
@@ -53,6 +54,7 @@ class Sample:
     labels: np.ndarray | None = None
     points: np.ndarray | None = None
 
+# %% ../nbs/03_data.ipynb #36a3f820
 def crop(s: Sample, x: int, y: int, size: int) -> Sample:
     "`size`² window at (x, y); parts outside the image are white, ignored, and cell-free."
     H, W = s.image.shape[:2]
@@ -68,6 +70,7 @@ def crop(s: Sample, x: int, y: int, size: int) -> Sample:
         pts = p[(p[:, 0] >= 0) & (p[:, 0] < size) & (p[:, 1] >= 0) & (p[:, 1] < size)]
     return Sample(img, lab, pts)
 
+# %% ../nbs/03_data.ipynb #63508256
 def rot90(s: Sample, k: int) -> Sample:
     "Rotate by k × 90° counter-clockwise (as `np.rot90`), points included."
     k %= 4
@@ -78,12 +81,14 @@ def rot90(s: Sample, k: int) -> Sample:
     out = Sample(np.rot90(s.image), None if s.labels is None else np.rot90(s.labels), pts)
     return rot90(out, k - 1)
 
+# %% ../nbs/03_data.ipynb #88249bf5
 def hflip(s: Sample) -> Sample:
     "Mirror left–right, points included."
     W = s.image.shape[1]
     pts = None if s.points is None else np.stack([W - s.points[:, 0], s.points[:, 1]], 1).reshape(-1, 2)
     return Sample(s.image[:, ::-1], None if s.labels is None else s.labels[:, ::-1], pts)
 
+# %% ../nbs/03_data.ipynb #e6019f52
 def stain_jitter(image: np.ndarray, rng: np.random.Generator, scale: float = 0.05, shift: float = 0.02) -> np.ndarray:
     "Perturb each stain's optical density in HED space: od·(1+α) + β, α ~ U(±scale), β ~ U(±shift)."
     # Ruifrok & Johnston's matrices from skimage, without the clipping of `rgb2hed` (which makes its round trip lossy)
@@ -92,12 +97,15 @@ def stain_jitter(image: np.ndarray, rng: np.random.Generator, scale: float = 0.0
     rgb = 256 * np.exp(-(hed @ rgb_from_hed)) - 1
     return np.clip(rgb, 0, 255).round().astype(np.uint8).reshape(image.shape)
 
-def brightness_contrast(image: np.ndarray, rng: np.random.Generator, brightness: float = 0.1, contrast: float = 0.1) -> np.ndarray:
+# %% ../nbs/03_data.ipynb #17dbb2a4
+def brightness_contrast(image: np.ndarray, rng: np.random.Generator, brightness: float = 0.1,
+                        contrast: float = 0.1) -> np.ndarray:
     "Random contrast about the image mean, then a brightness offset (both as fractions of 255)."
     a = image.astype(np.float32)
     a = (a - a.mean()) * (1 + rng.uniform(-contrast, contrast)) + a.mean() + 255 * rng.uniform(-brightness, brightness)
     return np.clip(a, 0, 255).round().astype(np.uint8)
 
+# %% ../nbs/03_data.ipynb #8be2564e
 def augment(s: Sample, rng: np.random.Generator, stain: bool = True) -> Sample:
     "One random element of the dihedral group, then stain jitter and brightness/contrast."
     s = rot90(s, int(rng.integers(4)))
@@ -108,56 +116,64 @@ def augment(s: Sample, rng: np.random.Generator, stain: bool = True) -> Sample:
 
 # %% ../nbs/03_data.ipynb #531ad03e
 def roi_flags(roi: Roi, mask: np.ndarray, tasks) -> tuple[bool, ...]:
-    "Per task: is this ROI labelled for it? Segmentation (tissue) needs annotated pixels; detection (lymphocytes) a cell list."
+    "Per task: is this ROI labelled for it? Segmentation needs annotated pixels; detection (lymphocytes) a cell list."
     has = {'segmentation': bool((mask > 0).any()), 'detection': roi.cells is not None}
     return tuple(has.get(t.kind, False) for t in parse_tasks(tasks))
 
 # %% ../nbs/03_data.ipynb #3f4724eb
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 LUNIT_STATS = ((0.70322989, 0.53606487, 0.66096631), (0.21716536, 0.26081574, 0.20723464))
-STATS = {'imagenet': IMAGENET_STATS, 'lunit': LUNIT_STATS, 'none': ((0., 0., 0.), (1., 1., 1.))}  # 'none': RGB in [0, 1], as `PublishedNet` expects
+# 'none': RGB in [0, 1], as `PublishedNet` expects
+STATS = {'imagenet': IMAGENET_STATS, 'lunit': LUNIT_STATS, 'none': ((0., 0., 0.), (1., 1., 1.))}
 
 def _stats_tensors(stats): return [torch.tensor(v, dtype=torch.float32).view(3, 1, 1) for v in stats]
 
 def normalize(images, stats=IMAGENET_STATS) -> torch.Tensor:
-    "RGB uint8 image(s) (…, H, W, 3), numpy or a tensor on any device → float tensor (…, 3, H, W) normalised with `stats` (mean, std)."
+    "RGB uint8 image(s) (…, H, W, 3), numpy or tensor → float tensor (…, 3, H, W) normalised with `stats` (mean, std)."
     x = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
     mean, std = (t.to(x.device) for t in _stats_tensors(stats))
     return (x.movedim(-1, -3).float() / 255 - mean) / std
 
+# %% ../nbs/03_data.ipynb #679adb23
 class TilDataset(torch.utils.data.Dataset):
-    "ROIs → `(image, *targets, flags)` items for `tasks`; random augmented crops if `train`, else tiles. ROIs labelled for none of `tasks` are left out."
+    "ROIs labelled for `tasks` → `(image, *targets, flags)` items: random augmented crops if `train`, else tiles."
     def __init__(self, rois: list[Roi], tasks='tissue,lymph', size: int = 256, train: bool = True, spacing: float = 0.5,
                  lymph_target: str = 'heatmap', sigma_um: float = 1.5, box_um: float = 8.0,
                  stats=IMAGENET_STATS, in_situ_as_tumor: bool = False, stain: bool = True):
-        if lymph_target not in ('heatmap', 'boxmask'): raise TilError(f"lymph_target must be 'heatmap' or 'boxmask', not {lymph_target!r}")
+        if lymph_target not in ('heatmap', 'boxmask'):
+            raise TilError(f"lymph_target must be 'heatmap' or 'boxmask', not {lymph_target!r}")
         self.tasks = parse_tasks(tasks)
         other = [t.name for t in self.tasks if t.kind not in ('segmentation', 'detection')]
         if other: raise TilError(f"TIGER data label tissue and lymph only, not {', '.join(other)} "
                                  "(Cerberus tasks train on patch folders: til_extract_patches)")
         self.rois, self.size, self.train, self.spacing, self.stain = list(rois), size, train, spacing, stain
-        self.lymph_target, self.sigma_px, self.box_px = lymph_target, um_to_px(sigma_um, spacing), um_to_px(box_um, spacing)
+        self.lymph_target, self.sigma_px, self.box_px = (lymph_target, um_to_px(sigma_um, spacing),
+                                                         um_to_px(box_um, spacing))
         self.stats, self.in_situ_as_tumor = stats, in_situ_as_tumor
         samples = [self._load(r) for r in self.rois]
         flags = [roi_flags(r, s.labels, self.tasks) for r, s in zip(self.rois, samples)]
         keep = [i for i, f in enumerate(flags) if any(f)]  # a ROI labelled for none of the tasks teaches nothing
         if not keep: raise TilError(f'none of {len(flags)} ROIs is labelled for {",".join(t.name for t in self.tasks)}')
-        self.rois, self.samples, self.flags = [self.rois[i] for i in keep], [samples[i] for i in keep], [flags[i] for i in keep]
-        self.items = list(range(len(self.rois))) if train else [(i, x, y) for i, s in enumerate(self.samples) for x, y in self._tiles(s)]
+        self.rois, self.samples, self.flags = ([self.rois[i] for i in keep], [samples[i] for i in keep],
+                                               [flags[i] for i in keep])
+        self.items = (list(range(len(self.rois))) if train
+                      else [(i, x, y) for i, s in enumerate(self.samples) for x, y in self._tiles(s)])
 
     def _load(self, roi: Roi) -> Sample:
         return Sample(read_image(roi.image), read_mask(roi.mask), roi.cells)
 
     def _tiles(self, s: Sample):
         H, W = s.image.shape[:2]
-        return [(x, y) for y in range(0, max(H - self.size // 2, 1), self.size) for x in range(0, max(W - self.size // 2, 1), self.size)]
+        return [(x, y) for y in range(0, max(H - self.size // 2, 1), self.size)
+                for x in range(0, max(W - self.size // 2, 1), self.size)]
 
     def __len__(self): return len(self.items)
 
     def sample(self, idx: int, rng: np.random.Generator | None = None) -> tuple[Sample, tuple]:
         "The `Sample` (crop, augmented when training) and flags of item `idx`."
         if self.train:
-            i = self.items[idx]; s = self.samples[i]
+            i = self.items[idx]
+            s = self.samples[i]
             H, W = s.image.shape[:2]
             x, y = int(rng.integers(0, max(W - self.size, 0) + 1)), int(rng.integers(0, max(H - self.size, 0) + 1))
             return augment(crop(s, x, y, self.size), rng, self.stain), self.flags[i]
@@ -173,7 +189,8 @@ class TilDataset(torch.utils.data.Dataset):
                 out.append(torch.from_numpy(lab.astype(np.int64)))
             else:  # detection: cell centres as a heatmap or box mask
                 pts = s.points if f else np.zeros((0, 2))
-                m = points_to_heatmap(pts, (self.size,) * 2, self.sigma_px) if self.lymph_target == 'heatmap' else points_to_boxmask(pts, (self.size,) * 2, self.box_px)
+                m = (points_to_heatmap(pts, (self.size,) * 2, self.sigma_px) if self.lymph_target == 'heatmap'
+                     else points_to_boxmask(pts, (self.size,) * 2, self.box_px))
                 out.append(torch.from_numpy(m.astype(np.float32))[None])
         return out
 
@@ -205,20 +222,23 @@ def balanced_weights(flags: list[tuple]) -> np.ndarray:
     w = np.array([1 / (len(counts) * counts[k]) for k in keys])
     return w / w.sum()
 
+# %% ../nbs/03_data.ipynb #38c18a6b
 class TilDataLoader(DataLoader):
     "fastai `DataLoader` for `TilDataset`: task-balanced random draws when shuffling, and `show_batch`."
     n_inp = 1
     def get_idxs(self):
         if not self.shuffle: return list(range(self.n))
         rng = np.random.default_rng(self.rng.randrange(2 ** 32))
-        return rng.choice(len(self.dataset), size=self.n, p=balanced_weights([self.dataset.flags[i] for i in self.dataset.items])).tolist()
+        return rng.choice(len(self.dataset), size=self.n,
+                          p=balanced_weights([self.dataset.flags[i] for i in self.dataset.items])).tolist()
 
     def show_batch(self, b=None, max_n: int = 6, ncols: int = 3, figsize=None):
         "Images with tissue classes overlaid and lymphocyte targets outlined; titles give the task flags."
         ds = self.dataset
         b = b if b is not None else self.one_batch()
         imgs, targets, flags = ds.denormalize(b[0]), b[1:-1], b[-1].cpu()
-        n = min(max_n, len(imgs)); nrows = -(-n // ncols)
+        n = min(max_n, len(imgs))
+        nrows = -(-n // ncols)
         fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (4 * ncols, 4 * nrows), squeeze=False)
         for i, ax in enumerate(axs.flat):
             ax.axis('off')
@@ -228,15 +248,19 @@ class TilDataLoader(DataLoader):
                 if t.kind == 'segmentation': img = label_overlay(img, tgt[i].cpu().numpy().astype(np.uint8))
             ax.imshow(img)
             for t, tgt in zip(ds.tasks, targets):
-                if t.kind == 'detection' and tgt[i].max() > 0: ax.contour(tgt[i, 0].cpu().numpy(), levels=[0.5], colors='cyan', linewidths=1)
-            ax.set_title(' '.join(f'{t.name}{"✓" if f else "✗"}' for t, f in zip(ds.tasks, flags[i].tolist())), fontsize=10)
+                if t.kind == 'detection' and tgt[i].max() > 0:
+                    ax.contour(tgt[i, 0].cpu().numpy(), levels=[0.5], colors='cyan', linewidths=1)
+            ax.set_title(' '.join(f'{t.name}{"✓" if f else "✗"}' for t, f in zip(ds.tasks, flags[i].tolist())),
+                         fontsize=10)
         plt.tight_layout()
         return fig
 
+# %% ../nbs/03_data.ipynb #47a4dc39
 def slide_of(roi: Roi) -> str:
     "The slide an ROI was cut from (TIGER names ROIs `<slide>_[x0, y0, x1, y1]`)."
     return roi.name.split('_[')[0]
 
+# %% ../nbs/03_data.ipynb #0ec2ecc1
 def split_by_slide(rois: list[Roi], valid_pct: float = 0.2, seed: int = 0) -> tuple[list[Roi], list[Roi]]:
     "Random train/valid split of whole slides; falls back to splitting ROIs when there is only one slide."
     keys = sorted({slide_of(r) for r in rois})
@@ -246,13 +270,15 @@ def split_by_slide(rois: list[Roi], valid_pct: float = 0.2, seed: int = 0) -> tu
     valid = set(rng.permutation(keys)[:max(1, round(valid_pct * len(keys)))].tolist())
     return [r for r in rois if key(r) not in valid], [r for r in rois if key(r) in valid]
 
-def tiger_dataloaders(rois: list[Roi], tasks='tissue,lymph', valid_rois: list[Roi] | None = None, valid_pct: float = 0.2,
-                      size: int = 256, bs: int = 8, epoch_len: int | None = None, num_workers: int = 0, seed: int = 0,
-                      device=None, **ds_kwargs) -> DataLoaders:
-    "fastai `DataLoaders` for multi- or single-task training on TIGER ROIs; split by slide unless `valid_rois` is given."
+# %% ../nbs/03_data.ipynb #3cfbc570
+def tiger_dataloaders(rois: list[Roi], tasks='tissue,lymph', valid_rois: list[Roi] | None = None,
+                      valid_pct: float = 0.2, size: int = 256, bs: int = 8, epoch_len: int | None = None,
+                      num_workers: int = 0, seed: int = 0, device=None, **ds_kwargs) -> DataLoaders:
+    "fastai `DataLoaders` for multi- or single-task training on TIGER ROIs, split by slide unless `valid_rois` given."
     if valid_rois is None: rois, valid_rois = split_by_slide(rois, valid_pct, seed)
     train_ds = TilDataset(rois, tasks, size, train=True, **ds_kwargs)
     valid_ds = TilDataset(valid_rois, tasks, size, train=False, **ds_kwargs)
-    train = TilDataLoader(train_ds, bs=bs, shuffle=True, drop_last=True, n=epoch_len or len(train_ds), num_workers=num_workers)
+    train = TilDataLoader(train_ds, bs=bs, shuffle=True, drop_last=True, n=epoch_len or len(train_ds),
+                          num_workers=num_workers)
     valid = TilDataLoader(valid_ds, bs=bs, shuffle=False, num_workers=num_workers)
     return DataLoaders(train, valid, device=device)

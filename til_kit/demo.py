@@ -32,29 +32,41 @@ def _scores(res: dict) -> dict:
     return {k: res.get(k) for k in keys}
 
 def run_demo(out='til_demo', size: str = 'full', overwrite: bool = False, progress: bool = True) -> dict:
-    "Train, predict, score and report on the bundled data into `out`; returns the results written to `out/results.json`."
+    "Train, predict, score and report on the bundled data into `out`; returns what it writes to `out/results.json`."
     out, t0 = Path(out), time.perf_counter()
     if size not in DEMO_SIZES: raise TilError(f"size must be {' or '.join(DEMO_SIZES)}, not {size!r}")
-    if out.exists() and any(out.iterdir()) and not overwrite: raise TilError(f'{out} exists and is not empty (use --overwrite to replace it)')
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise TilError(f'{out} exists and is not empty (use --overwrite to replace it)')
     synth_dir, real_dir = DATA_SAMPLES / 'tiger-synth', DATA_SAMPLES / 'tiger-real-hgsc'
-    if not synth_dir.is_dir(): raise TilError(f'{DATA_SAMPLES}: bundled data not found (til_demo runs from a source checkout: pip install -e .)')
+    if not synth_dir.is_dir():
+        raise TilError(f'{DATA_SAMPLES}: bundled data not found '
+                       '(til_demo runs from a source checkout: pip install -e .)')
     if out.exists(): shutil.rmtree(out)
     cfg = DEMO_SIZES[size]
-    print(f"til_demo: about {cfg['minutes']} minutes on 2 CPU cores ({torch.get_num_threads()} threads here); writing {out}/", flush=True)
-    res = dict(machine=f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}', size=size, seconds={})
+    print(f"til_demo: about {cfg['minutes']} minutes on 2 CPU cores ({torch.get_num_threads()} threads here); "
+          f"writing {out}/", flush=True)
+    res = dict(machine=f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
+                       f'torch {torch.__version__}', size=size, seconds={})
     def timed(name, f):
-        t = time.perf_counter(); r = f(); res['seconds'][name] = round(time.perf_counter() - t, 1); return r
+        t = time.perf_counter()
+        r = f()
+        res['seconds'][name] = round(time.perf_counter() - t, 1)
+        return r
 
     _step('1/5 held-out synthetic ROIs (til_synth --seed 1000)', t0)
     held = timed('data', lambda: synthesize(out / 'data/held-out', n=4, size=512, seed=1000, slide_width=0))
-    _step(f"2/5 training a multi-task model on {synth_dir.name} ({cfg['epochs']} epochs × {cfg['epoch_len']} tiles)", t0)
-    timed('train', lambda: train_til(synth_dir, out / 'model', valid=held, epochs=cfg['epochs'], epoch_len=cfg['epoch_len'], progress=progress, **DEMO_MODEL))
+    _step(f"2/5 training a multi-task model on {synth_dir.name} "
+          f"({cfg['epochs']} epochs × {cfg['epoch_len']} tiles)", t0)
+    timed('train', lambda: train_til(synth_dir, out / 'model', valid=held, epochs=cfg['epochs'],
+                                     epoch_len=cfg['epoch_len'], progress=progress, **DEMO_MODEL))
     res['training'] = json.loads((out / 'model' / 'metrics.json').read_text())['final']
     model_path, pred = out / 'model' / 'model.pth', out / 'predictions'
     _step('3/5 predicting held-out ROIs, real ROIs, the synthetic slide and the real slide', t0)
     def predict():
-        for d in ('tissue-bcss', 'tissue-cells'): infer(held / f'wsirois/roi-level-annotations/{d}/images', model_path, pred / 'held-out', spacing=0.5)
-        infer(real_dir / 'wsirois/roi-level-annotations/tissue-cells/images', model_path, pred / 'real-rois', spacing=0.5)
+        for d in ('tissue-bcss', 'tissue-cells'):
+            infer(held / f'wsirois/roi-level-annotations/{d}/images', model_path, pred / 'held-out', spacing=0.5)
+        infer(real_dir / 'wsirois/roi-level-annotations/tissue-cells/images', model_path, pred / 'real-rois',
+              spacing=0.5)
         return infer(wsi_dir(synth_dir) / 'images/synth-s0.tif', model_path, pred / 'slides', progress=progress) + \
                infer(DATA_SAMPLES / 'slides/cmu_small_region.svs', model_path, pred / 'slides', progress=progress)
     res['slides'] = timed('predict', predict)
@@ -74,6 +86,7 @@ def run_demo(out='til_demo', size: str = 'full', overwrite: bool = False, progre
     _step(f'done: open {out / "report.html"}', t0)
     return res
 
+# %% ../nbs/12_demo.ipynb #74ceab9b
 def synthetic_slide_til(synth_dir: Path) -> float:
     "The true TIL score of the bundled synthetic slide, from its label mask and cells."
     d = wsi_dir(synth_dir)
@@ -95,35 +108,51 @@ def _table(header: list, rows: list[list]) -> str:
     return f'<table><tr>{head}</tr>{body}</table>'
 
 REPORT_CSS = ('body{font-family:system-ui,sans-serif;max-width:960px;margin:2em auto;color:#222}'
-              'table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}'
+              'table{border-collapse:collapse;margin:1em 0}'
+              'td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}'
               'th{background:#f3f3f3}td:first-child{text-align:left}h2{margin-top:1.6em;border-bottom:1px solid #ddd}')
 
 def write_report(path, res: dict, out: Path):
     "Write the one-page HTML report of a demo run `res` whose files are in `out`."
     out, slides = Path(out), {s['name']: s for s in res['slides']}
     synth, svs = slides['synth-s0'], slides['cmu_small_region']
-    score_rows = [[k, v['dice_tumor'], v['dice_stroma'], v['precision'], v['recall'], v['f1'], v['froc'], v['n_items']] for k, v in res['scores'].items()]
+    score_rows = [[k, v['dice_tumor'], v['dice_stroma'], v['precision'], v['recall'], v['f1'], v['froc'], v['n_items']]
+                  for k, v in res['scores'].items()]
     tr = res['training']
     parts = [
-        f'<h1>til_demo report</h1><p>{html.escape(res["machine"])} · {res["size"]} run · {res["seconds"]["total"]:.0f} s in all '
-        f'(training {res["seconds"]["train"]:.0f} s, prediction {res["seconds"]["predict"]:.0f} s, scoring {res["seconds"]["score"]:.0f} s)</p>',
-        '<p>A small multi-task model (ResNet-18 encoder shared by a tissue head and a lymphocyte head) trained on the 12 bundled synthetic ROIs, '
-        'then applied to data it never saw. Synthetic data have exact labels; the real ROIs have real lymphocyte centres but no tissue labels; '
-        'the real slide has no labels at all. The numbers are TIGER\'s metrics (<code>til_eval</code>).</p>',
-        '<h2>Scores</h2>', _table(['data', 'tumour Dice', 'stroma Dice', 'precision', 'recall', 'lymphocyte F1', 'FROC', 'items'], score_rows),
-        f'<p>TIL score of the synthetic slide: predicted <b>{synth.get("til_score", 0):.1f}%</b>, truth <b>{res["til_truth"]:.1f}%</b> '
-        '(cells in stroma × 8×8 µm² / stroma area).</p>',
-        '<h2>Training</h2>', _table(['last epoch', 'valid tumour Dice', 'valid stroma Dice', 'valid lymphocyte F1'],
-                                    [['held-out ROIs', tr.get('valid_dice_tumor'), tr.get('valid_dice_stroma'), tr.get('valid_lymph_f1')]]),
+        f'<h1>til_demo report</h1><p>{html.escape(res["machine"])} · {res["size"]} run · '
+        f'{res["seconds"]["total"]:.0f} s in all (training {res["seconds"]["train"]:.0f} s, '
+        f'prediction {res["seconds"]["predict"]:.0f} s, scoring {res["seconds"]["score"]:.0f} s)</p>',
+        '<p>A small multi-task model (ResNet-18 encoder shared by a tissue head and a lymphocyte head) trained on the '
+        '12 bundled synthetic ROIs, then applied to data it never saw. Synthetic data have exact labels; the real ROIs '
+        'have real lymphocyte centres but no tissue labels; the real slide has no labels at all. '
+        'The numbers are TIGER\'s metrics (<code>til_eval</code>).</p>',
+        '<h2>Scores</h2>',
+        _table(['data', 'tumour Dice', 'stroma Dice', 'precision', 'recall', 'lymphocyte F1', 'FROC', 'items'],
+               score_rows),
+        f'<p>TIL score of the synthetic slide: predicted <b>{synth.get("til_score", 0):.1f}%</b>, '
+        f'truth <b>{res["til_truth"]:.1f}%</b> (cells in stroma × 8×8 µm² / stroma area).</p>',
+        '<h2>Training</h2>',
+        _table(['last epoch', 'valid tumour Dice', 'valid stroma Dice', 'valid lymphocyte F1'],
+               [['held-out ROIs', tr.get('valid_dice_tumor'), tr.get('valid_dice_stroma'), tr.get('valid_lymph_f1')]]),
         _img(out / 'model/curves.png'),
         '<h2>Synthetic slide</h2>', _img(output_paths(out / 'predictions/slides', 'synth-s0')['overview']),
-        _table(['cells', 'tissue mm²', 'stroma mm²', 'tiles', 'tiles/s'], [[synth['cells'], synth['tissue_mm2'], synth['stroma_mm2'], synth['windows'], synth['tiles_per_s']]]),
-        '<h2>Real slide (Aperio SVS, no labels)</h2>', _img(output_paths(out / 'predictions/slides', 'cmu_small_region')['overview']),
-        _table(['cells', 'tissue mm²', 'TIL score %', 'tiles', 'tiles/s'], [[svs['cells'], svs['tissue_mm2'], svs.get('til_score'), svs['windows'], svs['tiles_per_s']]]),
-        '<h2>A real ROI</h2>', _img(output_paths(out / 'predictions/real-rois', sorted(p.name for p in (out / 'predictions/real-rois').iterdir())[0])['overview']),
-        '<h2>Files</h2><ul>' + ''.join(f'<li><a href="{html.escape(str(p.relative_to(out)))}">{html.escape(str(p.relative_to(out)))}</a></li>'
-                                       for p in sorted((out / 'predictions/slides/synth-s0').iterdir())) +
-        '<li>every input has the same files under <code>predictions/</code>; scores in <code>evaluation/</code>; the model in <code>model/</code></li></ul>',
+        _table(['cells', 'tissue mm²', 'stroma mm²', 'tiles', 'tiles/s'],
+               [[synth['cells'], synth['tissue_mm2'], synth['stroma_mm2'], synth['windows'], synth['tiles_per_s']]]),
+        '<h2>Real slide (Aperio SVS, no labels)</h2>',
+        _img(output_paths(out / 'predictions/slides', 'cmu_small_region')['overview']),
+        _table(['cells', 'tissue mm²', 'TIL score %', 'tiles', 'tiles/s'],
+               [[svs['cells'], svs['tissue_mm2'], svs.get('til_score'), svs['windows'], svs['tiles_per_s']]]),
+        '<h2>A real ROI</h2>',
+        _img(output_paths(out / 'predictions/real-rois',
+                          sorted(p.name for p in (out / 'predictions/real-rois').iterdir())[0])['overview']),
+        '<h2>Files</h2><ul>'
+        + ''.join(f'<li><a href="{html.escape(str(p.relative_to(out)))}">'
+                  f'{html.escape(str(p.relative_to(out)))}</a></li>'
+                  for p in sorted((out / 'predictions/slides/synth-s0').iterdir()))
+        + '<li>every input has the same files under <code>predictions/</code>; scores in <code>evaluation/</code>; '
+        'the model in <code>model/</code></li></ul>',
     ]
-    doc = f'<!doctype html><html><head><meta charset="utf-8"><title>til_demo report</title><style>{REPORT_CSS}</style></head><body>{"".join(parts)}</body></html>'
+    doc = (f'<!doctype html><html><head><meta charset="utf-8"><title>til_demo report</title><style>{REPORT_CSS}</style>'
+           f'</head><body>{"".join(parts)}</body></html>')
     with atomic_path(path) as tmp: tmp.write_text(doc)

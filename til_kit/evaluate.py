@@ -26,7 +26,7 @@ __all__ = ['SLIDE_MASKS', 'SLIDE_CELLS', 'CONFUSION_TRUE', 'CONFUSION_PRED', 'TR
 # %% ../nbs/09c_evaluate.ipynb #d23ea759
 @dataclass
 class GtItem:
-    "One ground-truth item: an ROI (PNG mask) or a slide (label TIFF); `cells` (N, 2) level-0 px, None if it has no cell labels."
+    "One ground-truth item: an ROI (PNG mask) or a slide (label TIFF); `cells` (N, 2) level-0 px, None if not labelled."
     stem: str
     kind: str  # 'roi' or 'slide'
     spacing: float  # µm/px of level 0
@@ -34,7 +34,9 @@ class GtItem:
     cells: np.ndarray | None = None
     image: Path | None = None
 
-SLIDE_MASKS = ('annotations-tissue-bcss-masks', 'annotations-tissue-cells-masks')  # a slide's tissue truth: the first found
+# %% ../nbs/09c_evaluate.ipynb #9894b1b6
+# a slide's tissue truth: the first found
+SLIDE_MASKS = ('annotations-tissue-bcss-masks', 'annotations-tissue-cells-masks')
 SLIDE_CELLS = 'annotations-tissue-cells-xmls'
 
 def _slide_spacing(stem: str, paths) -> float:
@@ -55,6 +57,7 @@ def slide_items(gt) -> list[GtItem]:
                    asap_points(read_asap_xml(xmls[s])) if s in xmls else None, images.get(s))
             for s in sorted(masks.keys() | xmls.keys())]
 
+# %% ../nbs/09c_evaluate.ipynb #33db9039
 def gt_items(gt, roi_spacing: float = 0.5) -> list[GtItem]:
     "Every item of a TIGER folder to evaluate against: its ROIs (at `roi_spacing` µm/px), then its annotated slides."
     wsirois_dir(gt)  # a folder that is not TIGER's fails here, in one line
@@ -62,15 +65,17 @@ def gt_items(gt, roi_spacing: float = 0.5) -> list[GtItem]:
     items = [GtItem(r.name, 'roi', roi_spacing, r.mask, r.cells, r.image) for r in rois] + slide_items(gt)
     if not items: raise TilError(f'{gt}: no ROI and no slide with a tissue mask or cell XML to evaluate against')
     twice = [s for s, n in Counter(i.stem for i in items).items() if n > 1]
-    if twice: raise TilError(f'{gt}: {len(twice)} name(s) used by more than one item, e.g. {twice[0]!r}: prediction folders cannot tell them apart')
+    if twice: raise TilError(f'{gt}: {len(twice)} name(s) used by more than one item, e.g. {twice[0]!r}: '
+                             'prediction folders cannot tell them apart')
     return items
 
 # %% ../nbs/09c_evaluate.ipynb #2ee4e047
 CONFUSION_TRUE = TISSUE_CLASSES  # confusion rows: the true class of an annotated pixel
-CONFUSION_PRED = TISSUE_CLASSES + ('no tissue',)  # columns: the predicted class; 'no tissue' is 0 or any value that is no TIGER label
+# columns: the predicted class; 'no tissue' is 0 or any value that is no TIGER label
+CONFUSION_PRED = TISSUE_CLASSES + ('no tissue',)
 
 def _class_lut(outside: int) -> np.ndarray:
-    "TIGER value (0–255) → class index: tumour and stroma labels as Dice has them, TIGER's other labels (1–7) 'other', every other value `outside`."
+    "TIGER value (0–255) → class index: tumour and stroma as Dice has them, other TIGER labels 'other', else `outside`."
     tumor, stroma, _ = scheme_labels('tiger')
     lut = np.full(256, outside, np.int64)
     lut[[v for v in TIGER_LABELS if v]] = TISSUE_CLASSES.index('other')
@@ -82,7 +87,7 @@ TRUE_LUT, PRED_LUT = _class_lut(TISSUE_CLASSES.index('other')), _class_lut(CONFU
 def _bytes(a: np.ndarray) -> np.ndarray: return a if a.dtype == np.uint8 else np.clip(a, 0, 255)
 
 def block_confusion(gt: np.ndarray, pred: np.ndarray | None = None) -> np.ndarray:
-    "(3, 4) int64 pixel counts of one block of TIGER labels: rows `CONFUSION_TRUE` of the annotated pixels (truth ≠ 0), columns `CONFUSION_PRED`; all 0 without `pred`."
+    "(3, 4) int64 pixel counts of a block: rows `CONFUSION_TRUE` (truth ≠ 0), columns `CONFUSION_PRED`; 0 if no `pred`."
     n_true, n_pred = len(CONFUSION_TRUE), len(CONFUSION_PRED)
     if pred is None: return np.zeros((n_true, n_pred), np.int64)
     gt, pred = np.asarray(gt), np.asarray(pred)
@@ -91,16 +96,19 @@ def block_confusion(gt: np.ndarray, pred: np.ndarray | None = None) -> np.ndarra
     pairs = TRUE_LUT[_bytes(gt[annotated])] * n_pred + PRED_LUT[_bytes(pred[annotated])]
     return np.bincount(pairs, minlength=n_true * n_pred).reshape(n_true, n_pred).astype(np.int64)
 
-COUNT_NAMES = ('tumor_2tp', 'tumor_sum', 'stroma_2tp', 'stroma_sum', 'annotated')  # 2·|P∩T|, |P|+|T| per class; pixels with truth > 0
+# %% ../nbs/09c_evaluate.ipynb #2f1fb6cf
+# 2·|P∩T|, |P|+|T| per class; pixels with truth > 0
+COUNT_NAMES = ('tumor_2tp', 'tumor_sum', 'stroma_2tp', 'stroma_sum', 'annotated')
 
 def confusion_dice_counts(confusion) -> np.ndarray:
-    "The Dice counts of `COUNT_NAMES` (2·|P∩T|, |P|+|T| for tumour, then stroma), (4,) int64, from a tissue confusion matrix."
+    "The Dice counts of `COUNT_NAMES` (2·|P∩T|, |P|+|T| for tumour, then stroma), (4,) int64, from a confusion matrix."
     c = np.asarray(confusion, np.int64)
     k = [TISSUE_CLASSES.index(name) for name in ('tumor', 'stroma')]
     return np.array([n for i in k for n in (2 * c[i, i], c[i].sum() + c[:, i].sum())], np.int64)
 
+# %% ../nbs/09c_evaluate.ipynb #86041c29
 def tissue_counts(read_gt, shape, read_pred=None, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    "(`COUNT_NAMES` (5,), `block_confusion` (3, 4)) summed over `block`-px squares of a (H, W) grid; `read_*(x, y, w, h)` give level-0 pixels; all-0 truth skips the prediction."
+    "(`COUNT_NAMES` (5,), `block_confusion` (3, 4)) summed over `block`-px squares; `read_*(x, y, w, h)` give pixels."
     (H, W), annotated = shape, 0
     confusion = np.zeros((len(CONFUSION_TRUE), len(CONFUSION_PRED)), np.int64)
     for y in range(0, H, block):
@@ -112,6 +120,7 @@ def tissue_counts(read_gt, shape, read_pred=None, block: int = 4096) -> tuple[np
             confusion += block_confusion(g, None if read_pred is None else read_pred(x, y, w, h))
     return np.array([*confusion_dice_counts(confusion), annotated], np.int64), confusion
 
+# %% ../nbs/09c_evaluate.ipynb #25828fca
 def array_reader(a: np.ndarray):
     "`Slide.read_level`-style access `(x, y, w, h)` to an in-memory (H, W) array."
     return lambda x, y, w, h: a[y:y + h, x:x + w]
@@ -126,49 +135,59 @@ def read_detections_um(path) -> np.ndarray:
 
 # %% ../nbs/09c_evaluate.ipynb #df60b12f
 def step_at(fp_rate, sens, x) -> np.ndarray:
-    "Sensitivity of a FROC step curve (FP rates non-decreasing) at FP rates `x`: that of the largest rate ≤ x, the last of equal ones, as `froc_score` reads its targets."
+    "Sensitivity of a FROC step curve at FP rates `x`: that of the largest rate ≤ x (the last of equal ones)."
     return np.asarray(sens, float)[np.searchsorted(fp_rate, x, side='right') - 1]
 
+# %% ../nbs/09c_evaluate.ipynb #e5b2a144
 def thin_froc(fp_rate, sens, targets=FROC_TARGETS, levels: int = 192) -> tuple[np.ndarray, np.ndarray]:
-    "(FP rates, sensitivities) of at most `levels` + len(`targets`) + 2 points of the curve: where it first reaches each k/`levels`, both ends, the targets."
+    "(FP rates, sensitivities) where the curve first reaches each k/`levels`, at both ends and at the `targets`."
     fp_rate, sens = np.asarray(fp_rate, float), np.asarray(sens, float)
     first = np.searchsorted(sens, np.arange(1, levels + 1) / levels)
     x = np.unique(np.r_[fp_rate[[0, -1]], fp_rate[first[first < len(sens)]], targets])
     return x, step_at(fp_rate, sens, x)
 
 # %% ../nbs/09c_evaluate.ipynb #1e1dbe7f
-def _labels(path) -> Slide:
-    "A single-channel label TIFF opened as a `Slide`."
-    s = Slide(path)
-    if s.n_channels != 1:
-        s.close(); raise TilError(f'{path}: not a label TIFF (it has {s.n_channels} channels, a label map has one)')
-    return s
-
 def needed_output(path: Path) -> Path:
     "`path`, which some prediction folders have: a `TilError` if this one lacks it."
     if not path.exists(): raise TilError(f'{path}: missing, while other prediction folders have one')
     return path
 
+# %% ../nbs/09c_evaluate.ipynb #75c69920
+def _labels(path) -> Slide:
+    "A single-channel label TIFF opened as a `Slide`."
+    s = Slide(path)
+    if s.n_channels != 1:
+        s.close()
+        raise TilError(f'{path}: not a label TIFF (it has {s.n_channels} channels, a label map has one)')
+    return s
+
 def evaluate_item(item: GtItem, pred_dir, tissue: bool = True, detection: bool = True, radius_um: float = 4.0,
                   threshold: float = 0.5, block: int = 4096) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
-    "(row of counts and scores, cells (N, 2) µm, predictions (M, 3) µm) of one item; the arrays are None without cell truth or `detection`."
+    "(row of counts and scores, cells (N, 2) µm, predictions (M, 3) µm) of one item; no cells or `detection`: None."
     paths = output_paths(pred_dir, item.stem)
     row = dict(stem=item.stem, kind=item.kind, spacing=item.spacing)
     shape = None
     with ExitStack() as stack:
         if item.mask is not None:
-            if item.kind == 'roi': m = read_mask(item.mask); shape, read_gt = m.shape, array_reader(m)
-            else: g = stack.enter_context(_labels(item.mask)); shape, read_gt = g.shapes[0], partial(g.read_level, 0)
+            if item.kind == 'roi':
+                m = read_mask(item.mask)
+                shape, read_gt = m.shape, array_reader(m)
+            else:
+                g = stack.enter_context(_labels(item.mask))
+                shape, read_gt = g.shapes[0], partial(g.read_level, 0)
             read_pred = None
             if tissue:
                 p = stack.enter_context(_labels(needed_output(paths['tissue'])))
                 if p.shapes[0] != tuple(shape):
-                    raise TilError(f"{paths['tissue']}: {p.shapes[0][1]}×{p.shapes[0][0]} px, but its truth {item.mask.name} is {shape[1]}×{shape[0]} px")
+                    raise TilError(f"{paths['tissue']}: {p.shapes[0][1]}×{p.shapes[0][0]} px, "
+                                   f"but its truth {item.mask.name} is {shape[1]}×{shape[0]} px")
                 read_pred = partial(p.read_level, 0)
             counts, confusion = (a.tolist() for a in tissue_counts(read_gt, shape, read_pred, block))
             row['annotated_px'] = counts[4]
-            if tissue: row.update(tumor=counts[0:2], stroma=counts[2:4], dice_tumor=dice_from_counts(*counts[0:2]) if counts[4] else None,
-                                  dice_stroma=dice_from_counts(*counts[2:4]) if counts[4] else None, confusion=confusion)
+            if tissue:
+                row.update(tumor=counts[0:2], stroma=counts[2:4],
+                           dice_tumor=dice_from_counts(*counts[0:2]) if counts[4] else None,
+                           dice_stroma=dice_from_counts(*counts[2:4]) if counts[4] else None, confusion=confusion)
     if item.cells is None or not detection: return row, None, None
     if shape is None:  # a slide with cells and no mask: its image gives the area
         with Slide(item.image) as s: shape = s.shapes[0]
@@ -177,18 +196,22 @@ def evaluate_item(item: GtItem, pred_dir, tissue: bool = True, detection: bool =
     tp, fp, fn = detection_counts(gt, kept, radius_um)
     whole = not row.get('annotated_px')
     row.update(cells=len(gt), predictions=len(pred), kept=len(kept), tp=tp, fp=fp, fn=fn, **prf(tp, fp, fn),
-               area_mm2=area_mm2(shape[0] * shape[1] if whole else row['annotated_px'], item.spacing), area_whole_image=whole)
+               area_mm2=area_mm2(shape[0] * shape[1] if whole else row['annotated_px'], item.spacing),
+               area_whole_image=whole)
     return row, gt, pred
 
 # %% ../nbs/09c_evaluate.ipynb #59621b5a
 def _tissue_totals(rows: list[dict]) -> dict:
     t = [r for r in rows if 'tumor' in r]
     tumor, stroma = (np.sum([[0, 0]] + [r[k] for r in t], axis=0).tolist() for k in ('tumor', 'stroma'))
-    confusion = np.sum([np.zeros((len(CONFUSION_TRUE), len(CONFUSION_PRED)), np.int64)] + [r['confusion'] for r in t], axis=0)
+    confusion = np.sum([np.zeros((len(CONFUSION_TRUE), len(CONFUSION_PRED)), np.int64)] + [r['confusion'] for r in t],
+                       axis=0)
     scored = sum(r['annotated_px'] for r in t) > 0
-    return dict(dice_tumor=dice_from_counts(*tumor) if scored else None, dice_stroma=dice_from_counts(*stroma) if scored else None,
+    return dict(dice_tumor=dice_from_counts(*tumor) if scored else None,
+                dice_stroma=dice_from_counts(*stroma) if scored else None,
                 tumor_counts=tumor, stroma_counts=stroma, n_tissue_items=len(t),
-                tissue_confusion=dict(true=list(CONFUSION_TRUE), predicted=list(CONFUSION_PRED), counts=confusion.tolist()))
+                tissue_confusion=dict(true=list(CONFUSION_TRUE), predicted=list(CONFUSION_PRED),
+                                      counts=confusion.tolist()))
 
 def _detection_totals(rows: list[dict], gts: list, preds: list, radius_um: float) -> dict:
     d = [r for r in rows if 'tp' in r]
@@ -196,39 +219,49 @@ def _detection_totals(rows: list[dict], gts: list, preds: list, radius_um: float
     area = sum(r['area_mm2'] for r in d)
     froc = froc_score(gts, preds, area, radius_um) if cells else None
     curve = froc and dict(zip(('fp_per_mm2', 'sensitivity'), (a.tolist() for a in thin_froc(*froc['curve']))))
-    out = dict(prf(tp, fp, fn), tp=tp, fp=fp, fn=fn) if d else dict.fromkeys(('precision', 'recall', 'f1', 'tp', 'fp', 'fn'))
+    out = (dict(prf(tp, fp, fn), tp=tp, fp=fp, fn=fn) if d
+           else dict.fromkeys(('precision', 'recall', 'f1', 'tp', 'fp', 'fn')))
     return dict(out, froc=froc and froc['score'], froc_sensitivities=froc and froc['sensitivities'], froc_curve=curve,
                 area_mm2=area if d else None, n_cells=cells, n_predictions=n_pred, n_detection_items=len(d))
 
 def evaluate(pred, gt, radius_um: float = 4.0, threshold: float = 0.5, allow_missing: bool = False,
              roi_spacing: float = 0.5, block: int = 4096, progress: bool = False) -> dict:
-    "Score the prediction folders in `pred` against the TIGER folder `gt`: totals, per-item rows ('items'), 'missing' and 'unmatched' stems."
+    "Score the prediction folders in `pred` against the TIGER folder `gt`: totals, 'items', 'missing', 'unmatched'."
     pred = Path(pred)
-    if not pred.is_dir(): raise TilError(f'{pred}: not a folder (expected the output folder of til_infer, one sub-folder per image)')
+    if not pred.is_dir():
+        raise TilError(f'{pred}: not a folder (expected the output folder of til_infer, one sub-folder per image)')
     if not radius_um > 0: raise TilError(f'the hit radius must be positive, got {radius_um} µm')
     items = gt_items(gt, roi_spacing)
     folders = {d.name for d in pred.iterdir() if d.is_dir()}
     found = [i for i in items if i.stem in folders]
     missing, unmatched = [i.stem for i in items if i.stem not in folders], sorted(folders - {i.stem for i in items})
-    if not found: raise TilError(f'{pred}: no sub-folder is named after one of the {len(items)} ground-truth items of {gt} (e.g. {items[0].stem!r})')
+    if not found:
+        raise TilError(f'{pred}: no sub-folder is named after one of the {len(items)} ground-truth items of {gt} '
+                       f'(e.g. {items[0].stem!r})')
     if missing and not allow_missing:
-        raise TilError(f'{len(missing)} of {len(items)} ground-truth items have no prediction folder in {pred}, e.g. {missing[0]!r} (pass allow_missing to score the rest)')
+        raise TilError(f'{len(missing)} of {len(items)} ground-truth items have no prediction folder in {pred}, '
+                       f'e.g. {missing[0]!r} (pass allow_missing to score the rest)')
     tissue = any(output_paths(pred, i.stem)['tissue'].exists() for i in found if i.mask is not None)
     detection = any(output_paths(pred, i.stem)['detections'].exists() for i in found if i.cells is not None)
     if not (tissue or detection):
-        raise TilError(f'{pred}: no {OUTPUT_NAMES["tissue"]} for items with tissue truth and no {OUTPUT_NAMES["detections"]} for items with cells: nothing to evaluate')
+        raise TilError(f'{pred}: no {OUTPUT_NAMES["tissue"]} for items with tissue truth and no '
+                       f'{OUTPUT_NAMES["detections"]} for items with cells: nothing to evaluate')
     rows, gts, preds = [], [], []
     for item in tqdm(found, desc='til_eval', disable=not progress):
         row, g, p = evaluate_item(item, pred, tissue, detection, radius_um, threshold, block)
         rows.append(row)
-        if g is not None: gts.append(g); preds.append(p)
+        if g is not None:
+            gts.append(g)
+            preds.append(p)
     settings = dict(pred=str(pred), gt=str(gt), radius_um=radius_um, threshold=threshold, roi_spacing=roi_spacing)
     return dict(**_tissue_totals(rows), **_detection_totals(rows, gts, preds, radius_um), n_items=len(rows),
                 missing=missing, unmatched=unmatched, items=rows, settings=settings)
 
 # %% ../nbs/09c_evaluate.ipynb #7acf724f
-def _num(v, spec: str = '.3f') -> str: return '-' if v is None else format(v, spec)
 def plural(n: int, word: str) -> str: return f"{n} {word}{'' if n == 1 else 's'}"
+
+# %% ../nbs/09c_evaluate.ipynb #57e18576
+def _num(v, spec: str = '.3f') -> str: return '-' if v is None else format(v, spec)
 
 def format_evaluation(res: dict) -> str:
     "The result of `evaluate` as a table: one line per item, then Dice, detection at the threshold, FROC, and notes."
@@ -236,35 +269,42 @@ def format_evaluation(res: dict) -> str:
     kinds = Counter(r['kind'] for r in rows)
     w = max([4] + [len(r['stem']) for r in rows])
     lines = [f"til_eval: {s['pred']} against {s['gt']}",
-             f"{plural(res['n_items'], 'item')} evaluated ({plural(kinds['roi'], 'ROI')}, {plural(kinds['slide'], 'slide')}); "
-             f"{len(res['missing'])} missing; {plural(len(res['unmatched']), 'prediction folder')} without ground truth (ignored)", '',
+             f"{plural(res['n_items'], 'item')} evaluated ({plural(kinds['roi'], 'ROI')}, "
+             f"{plural(kinds['slide'], 'slide')}); {len(res['missing'])} missing; "
+             f"{plural(len(res['unmatched']), 'prediction folder')} without ground truth (ignored)", '',
              f"{'item':<{w}}  kind   Dice tumour  Dice stroma  cells  kept    TP    FP    FN     F1  area mm²"]
     for r in rows:
         d = lambda k, spec='d': _num(r.get(k), spec)
-        lines.append(f"{r['stem']:<{w}}  {r['kind']:<5} {d('dice_tumor', '.3f'):>12} {d('dice_stroma', '.3f'):>12} {d('cells'):>6} {d('kept'):>5} "
-                     f"{d('tp'):>5} {d('fp'):>5} {d('fn'):>5} {d('f1', '.3f'):>6} {d('area_mm2', '.4f'):>9}{' *' if r.get('area_whole_image') else ''}")
+        lines.append(f"{r['stem']:<{w}}  {r['kind']:<5} {d('dice_tumor', '.3f'):>12} {d('dice_stroma', '.3f'):>12} "
+                     f"{d('cells'):>6} {d('kept'):>5} {d('tp'):>5} {d('fp'):>5} {d('fn'):>5} {d('f1', '.3f'):>6} "
+                     f"{d('area_mm2', '.4f'):>9}{' *' if r.get('area_whole_image') else ''}")
     why = ('no tissue map among the predictions' if not res['n_tissue_items'] else 'no annotated tissue pixel')
     lines += ['', f"Dice       tumour {_num(res['dice_tumor'])}  stroma {_num(res['dice_stroma'])}  "
-                  + (f"(counts summed over {res['n_tissue_items']} items)" if res['dice_tumor'] is not None else f'(not scored: {why})')]
-    if not res['n_detection_items']: lines.append('detection  not scored: no items with cells, or no detections among the predictions')
+                  + (f"(counts summed over {res['n_tissue_items']} items)" if res['dice_tumor'] is not None
+                     else f'(not scored: {why})')]
+    if not res['n_detection_items']:
+        lines.append('detection  not scored: no items with cells, or no detections among the predictions')
     else:
-        lines.append(f"detection  p ≥ {s['threshold']:g}, radius {s['radius_um']:g} µm: precision {res['precision']:.3f}  recall {res['recall']:.3f}  "
-                     f"F1 {res['f1']:.3f}  (TP {res['tp']}, FP {res['fp']}, FN {res['fn']}; {res['n_cells']} cells, {res['n_predictions']} predictions)")
+        lines.append(f"detection  p ≥ {s['threshold']:g}, radius {s['radius_um']:g} µm: "
+                     f"precision {res['precision']:.3f}  recall {res['recall']:.3f}  F1 {res['f1']:.3f}  "
+                     f"(TP {res['tp']}, FP {res['fp']}, FN {res['fn']}; {res['n_cells']} cells, "
+                     f"{res['n_predictions']} predictions)")
         lines.append(f"FROC       {res['froc']:.3f} over {res['area_mm2']:.4f} mm²; sensitivity at " +
                      ', '.join(f'{t}: {v:.3f}' for t, v in res['froc_sensitivities'].items()) + ' FP/mm²'
                      if res['froc'] is not None else 'FROC       not scored: no annotated cell')
-    if any(r.get('area_whole_image') for r in rows): lines.append('*          no tissue annotation: the whole image is its FROC area')
+    if any(r.get('area_whole_image') for r in rows):
+        lines.append('*          no tissue annotation: the whole image is its FROC area')
     for name, stems in (('missing', res['missing']), ('ignored', res['unmatched'])):
-        if stems: lines.append(f"{name:<10} {', '.join(stems[:5])}{f' and {len(stems) - 5} more' if len(stems) > 5 else ''}")
+        if stems:
+            lines.append(f"{name:<10} {', '.join(stems[:5])}{f' and {len(stems) - 5} more' if len(stems) > 5 else ''}")
     return '\n'.join(lines)
 
+# %% ../nbs/09c_evaluate.ipynb #24c8c333
 def write_evaluation(path, res: dict):
     "Write the result of `evaluate` as indented JSON, atomically."
     write_json(path, res, indent=1)
 
 # %% ../nbs/09c_evaluate.ipynb #2f24e89f
-ITEM_SCORES = dict(dice_tumor='Dice tumour', dice_stroma='Dice stroma', f1='F1')  # per-item scores of `evaluate` that `plot_evaluation` draws
-
 def _compact(n: int) -> str:
     "A count written short: 950, 9.5k, 95k, 1.2M."
     if n < 1000: return str(n)
@@ -273,7 +313,7 @@ def _compact(n: int) -> str:
         if n < 999.5 or unit == 'G': return f"{n:.{1 if n < 9.95 else 0}f}{unit}"
 
 def plot_confusion(ax, confusion, true_names, pred_names):
-    "Draw `confusion` (rows true, columns predicted) on `ax`: cells shaded by their share of the row, labelled with it and their count; rows with their totals."
+    "Draw `confusion` (rows true, columns predicted) on `ax`, cells shaded by their share of the row; rows with totals."
     c = np.asarray(confusion, np.int64)
     totals = c.sum(1, keepdims=True)
     share = np.divide(c, totals, out=np.zeros(c.shape), where=totals > 0)
@@ -282,28 +322,42 @@ def plot_confusion(ax, confusion, true_names, pred_names):
     for (i, j), n in np.ndenumerate(c):
         ax.text(j, i, f'{100 * share[i, j]:.1f}%\n{_compact(n)}' if n else '0', ha='center', va='center', fontsize=size,
                 color='white' if share[i, j] > 0.6 else 'black' if n else '0.6')
-    ax.set_xticks(range(c.shape[1]), pred_names, rotation=0 if c.shape[1] <= 4 else 45, ha='center' if c.shape[1] <= 4 else 'right')
+    ax.set_xticks(range(c.shape[1]), pred_names, rotation=0 if c.shape[1] <= 4 else 45,
+                  ha='center' if c.shape[1] <= 4 else 'right')
     ax.set_yticks(range(c.shape[0]), [f'{name}\n{_compact(n)}' for name, n in zip(true_names, totals.ravel())])
-    ax.set_xlabel('predicted'); ax.set_ylabel('true (total)')
+    ax.set_xlabel('predicted')
+    ax.set_ylabel('true (total)')
     return ax
+
+# %% ../nbs/09c_evaluate.ipynb #5da75b03
+# per-item scores of `evaluate` that `plot_evaluation` draws
+ITEM_SCORES = dict(dice_tumor='Dice tumour', dice_stroma='Dice stroma', f1='F1')
 
 def _froc_panel(ax, res: dict):
     curve, picked = res['froc_curve'], res['froc_sensitivities']
     x, s = np.asarray(curve['fp_per_mm2'], float), np.asarray(curve['sensitivity'], float)
     targets, sens = np.array([float(t) for t in picked]), list(picked.values())
-    left = min(x[x > 0].min(initial=targets.min()), targets.min()) / 2  # a log axis has no 0: the curve starts at its left edge
+    # a log axis has no 0: the curve starts at its left edge
+    left = min(x[x > 0].min(initial=targets.min()), targets.min()) / 2
     ax.step(np.maximum(x, left), s, where='post', lw=1.5, label='FROC curve')
     ax.plot(targets, sens, 'o', c='crimson', ms=6, zorder=3, label='TIGER targets')
-    for t, v in zip(targets, sens): ax.annotate(f'{v:.2f}', (t, v), xytext=(0, 6), textcoords='offset points', ha='center', fontsize=8)
-    ax.set_xscale('log'); ax.set_xlim(left, max(x.max(), targets.max()) * 1.5); ax.set_ylim(0, 1.1)
-    ax.grid(alpha=0.3, which='both'); ax.legend(loc='lower right', fontsize=8)
-    ax.set_xlabel('false positives per mm² of tissue'); ax.set_ylabel('sensitivity')
-    ax.set_title(f"FROC {res['froc']:.3f}: mean sensitivity at {len(targets)} targets\n{res['n_cells']} cells, {res['area_mm2']:.3g} mm²", loc='left')
+    for t, v in zip(targets, sens):
+        ax.annotate(f'{v:.2f}', (t, v), xytext=(0, 6), textcoords='offset points', ha='center', fontsize=8)
+    ax.set_xscale('log')
+    ax.set_xlim(left, max(x.max(), targets.max()) * 1.5)
+    ax.set_ylim(0, 1.1)
+    ax.grid(alpha=0.3, which='both')
+    ax.legend(loc='lower right', fontsize=8)
+    ax.set_xlabel('false positives per mm² of tissue')
+    ax.set_ylabel('sensitivity')
+    ax.set_title(f"FROC {res['froc']:.3f}: mean sensitivity at {len(targets)} targets\n{res['n_cells']} cells, "
+                 f"{res['area_mm2']:.3g} mm²", loc='left')
 
 def _confusion_panel(ax, res: dict):
     c = res['tissue_confusion']
     plot_confusion(ax, c['counts'], c['true'], c['predicted'])
-    ax.set_title(f"annotated pixels (% of the true class)\nDice tumour {_num(res['dice_tumor'])}, stroma {_num(res['dice_stroma'])}", loc='left')
+    ax.set_title(f"annotated pixels (% of the true class)\nDice tumour {_num(res['dice_tumor'])}, "
+                 f"stroma {_num(res['dice_stroma'])}", loc='left')
 
 def _item_scores(res: dict) -> dict:
     "{score key: (values, stems)} of the `ITEM_SCORES` that some item has."
@@ -319,12 +373,16 @@ def _items_panel(ax, res: dict):
         w = int(np.argmin(v))
         ax.annotate(stems[w], (i + dx[w], v[w]), xytext=(3, -9), textcoords='offset points', fontsize=7)
     low = min(min(v) for v, _ in scores.values())
-    ax.set_xticks(range(len(scores)), [ITEM_SCORES[k] for k in scores]); ax.set_xlim(-0.6, len(scores) - 0.4)
-    ax.set_ylim(max(0, np.floor(10 * low - 0.5) / 10), 1.02); ax.grid(axis='y', alpha=0.3); ax.legend(loc='lower right', fontsize=8)
-    ax.set_title(f"per item (dots; {res['n_items']} items) and pooled\nF1 at p ≥ {res['settings']['threshold']:g}", loc='left')
+    ax.set_xticks(range(len(scores)), [ITEM_SCORES[k] for k in scores])
+    ax.set_xlim(-0.6, len(scores) - 0.4)
+    ax.set_ylim(max(0, np.floor(10 * low - 0.5) / 10), 1.02)
+    ax.grid(axis='y', alpha=0.3)
+    ax.legend(loc='lower right', fontsize=8)
+    ax.set_title(f"per item (dots; {res['n_items']} items) and pooled\nF1 at p ≥ {res['settings']['threshold']:g}",
+                 loc='left')
 
 def plot_evaluation(res: dict) -> plt.Figure:
-    "The result of `evaluate` (or its JSON) as a figure: FROC curve, tissue confusion matrix, per-item scores; a panel without data is left out."
+    "The result of `evaluate` (or its JSON) as a figure: FROC curve, tissue confusion matrix, per-item scores, if any."
     conf = res.get('tissue_confusion')
     panels = [p for p, present in ((_froc_panel, res.get('froc_curve') is not None),
                                    (_confusion_panel, conf is not None and np.sum(conf['counts']) > 0),
@@ -332,9 +390,12 @@ def plot_evaluation(res: dict) -> plt.Figure:
     fig, axs = plt.subplots(1, max(len(panels), 1), figsize=(5.6 * max(len(panels), 1), 5), squeeze=False)
     for ax, panel in zip(axs[0], panels): panel(ax, res)
     if not panels:
-        axs[0, 0].axis('off'); axs[0, 0].text(0.5, 0.5, 'nothing to draw: no annotated tissue pixel and no cell', ha='center', va='center')
-    scores = [f"Dice tumour {res['dice_tumor']:.3f}, stroma {res['dice_stroma']:.3f}"] if res['dice_tumor'] is not None else []
+        axs[0, 0].axis('off')
+        axs[0, 0].text(0.5, 0.5, 'nothing to draw: no annotated tissue pixel and no cell', ha='center', va='center')
+    scores = ([f"Dice tumour {res['dice_tumor']:.3f}, stroma {res['dice_stroma']:.3f}"]
+              if res['dice_tumor'] is not None else [])
     scores += [f"{name} {res[k]:.3f}" for k, name in (('f1', 'F1'), ('froc', 'FROC')) if res[k] is not None]
-    fig.suptitle(f"til_eval, {plural(res['n_items'], 'item')}: {' · '.join(scores) or 'nothing scored'}", x=0.01, ha='left')
+    fig.suptitle(f"til_eval, {plural(res['n_items'], 'item')}: {' · '.join(scores) or 'nothing scored'}", x=0.01,
+                 ha='left')
     fig.tight_layout()
     return fig

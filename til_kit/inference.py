@@ -14,7 +14,7 @@ __all__ = ['FLIPS', 'PRECISIONS', 'window_starts', 'blend_weights', 'predict_bat
 
 # %% ../nbs/09_inference.ipynb #8cf46536
 def window_starts(length: int, size: int, overlap: int) -> list[int]:
-    "Start positions of windows of `size` with at least `overlap` px shared, covering [0, `length`); the last ends at the edge."
+    "Starts of windows of `size` sharing at least `overlap` px and covering [0, `length`); the last ends at the edge."
     if not 0 <= overlap < size: raise TilError(f'overlap must be in [0, {size}), not {overlap}')
     if length <= size: return [0]
     step = size - overlap
@@ -36,11 +36,14 @@ FLIPS = ((), (-1,), (-2,))  # identity, horizontal, vertical
 PRECISIONS = {'fp32': None, 'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 @torch.no_grad()
-def predict_batch(model, windows, stats=IMAGENET_STATS, tta: bool = False, precision: str = 'fp32') -> dict[str, torch.Tensor]:
-    "Per-task float32 probabilities {task: (B, C, S, S)} of `model` on uint8 RGB `windows` (B, S, S, 3), on the model's device."
-    if precision not in PRECISIONS: raise TilError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+def predict_batch(model, windows, stats=IMAGENET_STATS, tta: bool = False,
+                  precision: str = 'fp32') -> dict[str, torch.Tensor]:
+    "Float32 probabilities {task: (B, C, S, S)} of `model` on uint8 RGB `windows` (B, S, S, 3), on the model's device."
+    if precision not in PRECISIONS:
+        raise TilError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     device = next(model.parameters()).device
-    x = normalize(torch.as_tensor(windows).to(device, non_blocking=True), stats).contiguous(memory_format=torch.channels_last)
+    x = normalize(torch.as_tensor(windows).to(device, non_blocking=True), stats)
+    x = x.contiguous(memory_format=torch.channels_last)
     flips = FLIPS if tta else FLIPS[:1]
     probs = {}
     with torch.autocast(device.type, PRECISIONS[precision] or torch.float32, enabled=PRECISIONS[precision] is not None):
@@ -49,6 +52,7 @@ def predict_batch(model, windows, stats=IMAGENET_STATS, tta: bool = False, preci
             for k, v in out.items(): probs[k] = probs.get(k, 0) + (v.flip(dims) if dims else v) / len(flips)
     return probs
 
+# %% ../nbs/09_inference.ipynb #9c0f7c6c
 class Blender:
     "Σ w·p and Σ w of windows of side `size` on a (H, W) canvas, weighted by `blend_weights(size, overlap)`."
     def __init__(self, shape, size: int, overlap: int, device='cpu'):
@@ -57,7 +61,7 @@ class Blender:
         self.norm = torch.zeros(*shape, device=device)
 
     def add(self, probs: dict, boxes):
-        "Add window `j` of each task's (B, C, S, S) `probs` at canvas position `boxes[j]` = (y, x); a (B, C) class output covers its window."
+        "Add window `j` of each task's `probs` (B, C, S, S) at `boxes[j]` = (y, x); a (B, C) output covers its window."
         s = self.size
         probs = {k: v[:, :, None, None] if v.ndim == 2 else v for k, v in probs.items()}
         for j, (y, x) in enumerate(boxes):
@@ -73,8 +77,9 @@ class Blender:
 # %% ../nbs/09_inference.ipynb #dc779bab
 def predict_image(model, image: np.ndarray, size: int = 256, overlap: int = 64, stats=IMAGENET_STATS, bs: int = 8,
                   tta: bool = False, precision: str = 'fp32') -> dict[str, np.ndarray]:
-    "Blended per-task probability maps {task: (C, H, W)} of `model` on RGB uint8 `image` (H, W, 3), by overlapping windows."
-    if image.ndim != 3 or image.shape[2] != 3: raise TilError(f'expected an RGB image (H, W, 3), got shape {image.shape}')
+    "Blended probability maps {task: (C, H, W)} of `model` on RGB uint8 `image` (H, W, 3), by overlapping windows."
+    if image.ndim != 3 or image.shape[2] != 3:
+        raise TilError(f'expected an RGB image (H, W, 3), got shape {image.shape}')
     model.eval()
     H, W = image.shape[:2]
     ph, pw = max(H, size), max(W, size)
@@ -83,5 +88,6 @@ def predict_image(model, image: np.ndarray, size: int = 256, overlap: int = 64, 
     blend = Blender((ph, pw), size, overlap, next(model.parameters()).device)
     for i in range(0, len(boxes), bs):
         batch = boxes[i:i + bs]
-        blend.add(predict_batch(model, np.stack([padded[y:y + size, x:x + size] for y, x in batch]), stats, tta, precision), batch)
+        windows = np.stack([padded[y:y + size, x:x + size] for y, x in batch])
+        blend.add(predict_batch(model, windows, stats, tta, precision), batch)
     return {k: v[:, :H, :W].cpu().numpy() for k, v in blend.result().items()}

@@ -10,13 +10,13 @@ import torch.nn.functional as F
 from .core import *
 
 # %% auto #0
-__all__ = ['POS_WEIGHT', 'HEATMAP_LOSSES', 'ACTIVATIONS', 'PUBLISHED_WEIGHTS', 'LYMPH_LOSSES', 'KIND_LOSSES', 'soft_dice_loss',
+__all__ = ['POS_WEIGHT', 'HEATMAP_LOSSES', 'ACTIVATIONS', 'KIND_LOSSES', 'PUBLISHED_WEIGHTS', 'LYMPH_LOSSES', 'soft_dice_loss',
            'tissue_loss', 'peak_weights', 'heatmap_loss', 'boxmask_loss', 'instance_loss', 'type_loss', 'task_probs',
            'MultiTaskLoss']
 
 # %% ../nbs/05_losses.ipynb #ccd3d939
 def soft_dice_loss(probs, target, ignore_index: int = IGNORE) -> torch.Tensor:
-    "Per sample (B,): 1 − soft Dice of `probs` (B, C, H, W) against labels `target` (B, H, W), macro-averaged over the classes present; ignored pixels left out."
+    "Per sample (B,): 1 − soft Dice of `probs` (B, C, H, W) vs labels `target` (B, H, W), mean over present classes."
     valid = (target != ignore_index).unsqueeze(1)
     onehot = F.one_hot(torch.where(valid[:, 0], target, 0), probs.shape[1]).permute(0, 3, 1, 2) * valid
     probs = probs * valid
@@ -25,8 +25,10 @@ def soft_dice_loss(probs, target, ignore_index: int = IGNORE) -> torch.Tensor:
     dice = 2 * inter / torch.where(present, p_sum + y_sum, 1)
     return ((1 - dice) * present).sum(1) / present.sum(1).clamp_min(1)
 
-def tissue_loss(logits, target, class_weights=None, dice_weight: float = 1.0, ignore_index: int = IGNORE) -> torch.Tensor:
-    "Per sample (B,): cross-entropy over annotated pixels + `dice_weight` × macro soft Dice loss; 0 for a tile with nothing annotated."
+# %% ../nbs/05_losses.ipynb #9b44ce65
+def tissue_loss(logits, target, class_weights=None, dice_weight: float = 1.0,
+                ignore_index: int = IGNORE) -> torch.Tensor:
+    "Per sample (B,): cross-entropy over annotated pixels + `dice_weight` × macro soft Dice; 0 if nothing is annotated."
     logits = logits.float()
     valid = target != ignore_index
     w = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32, device=logits.device)
@@ -36,21 +38,25 @@ def tissue_loss(logits, target, class_weights=None, dice_weight: float = 1.0, ig
     return ce / torch.where(norm > 0, norm, 1) + dice_weight * soft_dice_loss(logits.softmax(1), target, ignore_index)
 
 # %% ../nbs/05_losses.ipynb #41a6932b
-POS_WEIGHT = 50.0  # ≈ 1 / mean heatmap value of TIL-containing tiles at σ = 1.5 µm, 0.5 µm/px (measured in 05_losses)
-HEATMAP_LOSSES = ('mse', 'focal')
-
 def peak_weights(target, min_peak: float = 0.5) -> torch.Tensor:
-    "Weights (B, 1, H, W) of the cell-centre pixels of a Gaussian heatmap (local 3×3 maxima ≥ `min_peak`): 1 / number of tied centre pixels, 0 elsewhere; sums to the number of cells."
+    "Weights of the cell-centre pixels (3×3 maxima ≥ `min_peak`) of heatmaps (B, 1, H, W): 1 / ties; sum = cell count."
     peak = ((target == F.max_pool2d(target, 3, 1, 1)) & (target >= min_peak)).float()
     ties = (F.avg_pool2d(peak, 3, 1, 1, count_include_pad=True) * 9).round()
     return peak / ties.clamp_min(1)
 
-def _check_shapes(logits, target):
-    if logits.shape != target.shape: raise TilError(f'lymphocyte logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape')
+# %% ../nbs/05_losses.ipynb #d4f68a1b
+POS_WEIGHT = 50.0  # ≈ 1 / mean heatmap value of TIL-containing tiles at σ = 1.5 µm, 0.5 µm/px (measured in 05_losses)
+HEATMAP_LOSSES = ('mse', 'focal')
 
-def heatmap_loss(logits, target, kind: str = 'mse', pos_weight: float = POS_WEIGHT, alpha: float = 2.0, beta: float = 4.0) -> torch.Tensor:
-    "Per sample (B,): `kind` 'mse' (pixel weights 1 + `pos_weight`·y) or 'focal' (CenterNet, per cell) on sigmoid(`logits`) vs heatmap `target` (B, 1, H, W)."
-    if kind not in HEATMAP_LOSSES: raise TilError(f"heatmap loss must be one of {', '.join(HEATMAP_LOSSES)}, not {kind!r}")
+def _check_shapes(logits, target):
+    if logits.shape != target.shape:
+        raise TilError(f'lymphocyte logits {tuple(logits.shape)} and target {tuple(target.shape)} differ in shape')
+
+def heatmap_loss(logits, target, kind: str = 'mse', pos_weight: float = POS_WEIGHT, alpha: float = 2.0,
+                 beta: float = 4.0) -> torch.Tensor:
+    "Per sample (B,): 'mse' (pixel weights 1 + `pos_weight`·y) or 'focal' (CenterNet) loss vs heatmap `target`."
+    if kind not in HEATMAP_LOSSES:
+        raise TilError(f"heatmap loss must be one of {', '.join(HEATMAP_LOSSES)}, not {kind!r}")
     _check_shapes(logits, target)
     logits, target = logits.float(), target.float()
     p = torch.sigmoid(logits)
@@ -60,19 +66,21 @@ def heatmap_loss(logits, target, kind: str = 'mse', pos_weight: float = POS_WEIG
     neg = -(1 - target) ** beta * p ** alpha * F.logsigmoid(-logits) * (w_pos == 0)
     return (pos + neg).sum((1, 2, 3)) / w_pos.sum((1, 2, 3)).clamp_min(1)
 
+# %% ../nbs/05_losses.ipynb #cec4a234
 def boxmask_loss(logits, target) -> torch.Tensor:
-    "Per sample (B,): the published detection loss, BCE-with-logits against a 0/1 box mask (B, 1, H, W), mean over pixels."
+    "Per sample (B,): the published detection loss, BCE-with-logits vs a 0/1 box mask (B, 1, H, W), mean over pixels."
     _check_shapes(logits, target)
     return F.binary_cross_entropy_with_logits(logits.float(), target.float(), reduction='none').mean((1, 2, 3))
 
 # %% ../nbs/05_losses.ipynb #0171495f
 def instance_loss(logits, target) -> torch.Tensor:
-    "Per sample (B,): cross-entropy of the background/interior/contour class, weighted by the border weights; `target` (B, 2, H, W) = class, weight."
+    "Per sample (B,): border-weighted cross-entropy of the instance class; `target` (B, 2, H, W) = class, weight."
     ce = F.cross_entropy(logits.float(), target[:, 0].long(), reduction='none')
     return (ce * target[:, 1]).mean((1, 2))
 
+# %% ../nbs/05_losses.ipynb #3ac2ac24
 def type_loss(logits, target, class_weights=None) -> torch.Tensor:
-    "Per sample (B,): class-weighted cross-entropy + soft Dice of the positive classes, inside objects (`target` > 0) only; 0 without objects."
+    "Per sample (B,): class-weighted cross-entropy + soft Dice of positive classes, inside objects (`target` > 0) only."
     logits, inside = logits.float(), target > 0
     w = torch.as_tensor(class_weights if class_weights is not None else [1.] * logits.shape[1], dtype=torch.float32,
                         device=logits.device)
@@ -91,18 +99,13 @@ ACTIVATIONS = {'segmentation': _softmax, 'detection': lambda z: torch.sigmoid(z.
                'types': _softmax, 'classification': _softmax}  # by task kind
 
 def task_probs(pred: dict) -> dict:
-    "Model output {task: logits} → {task: probabilities}: softmax over channels for segmentation, instance (background/interior/contour) and classification tasks, sigmoid for detection heatmaps."
+    "Model output {task: logits} → {task: probabilities}: sigmoid for detection heatmaps, else softmax over channels."
     kinds = {k: TASKS[k].kind for k in pred}
     bad = [k for k, kind in kinds.items() if kind not in ACTIVATIONS]
     if bad: raise TilError(f'no activation for task {bad[0]!r} of kind {kinds[bad[0]]!r}')
     return {k: ACTIVATIONS[kinds[k]](v) for k, v in pred.items()}
 
 # %% ../nbs/05_losses.ipynb #ffa6ae8d
-PUBLISHED_WEIGHTS = {'tissue': 0.13, 'lymph': 0.87,  # the TIL model's
-                     'lumen': 1.5, 'gland': 1.4, 'nuclei': 1.0, 'gland_type': 1.0, 'nuclei_type': 1.0,
-                     'pclass': 0.4}  # Cerberus' (its nuclei_type is 0 until the second stage trains it alone)
-LYMPH_LOSSES = HEATMAP_LOSSES + ('boxmask',)
-
 def _detection_loss(lf, task, logits, target):
     if lf.lymph_loss == 'boxmask': return boxmask_loss(logits, target)
     return heatmap_loss(logits, target, lf.lymph_loss, lf.pos_weight)
@@ -114,28 +117,39 @@ KIND_LOSSES = {  # task kind → per-sample loss (B,) from (the `MultiTaskLoss` 
     'types': lambda lf, task, logits, target: type_loss(logits, target, task.class_weights),
     'classification': lambda lf, task, logits, target: F.cross_entropy(logits.float(), target, reduction='none')}
 
+# %% ../nbs/05_losses.ipynb #cf25c4da
+PUBLISHED_WEIGHTS = {'tissue': 0.13, 'lymph': 0.87,  # the TIL model's
+                     'lumen': 1.5, 'gland': 1.4, 'nuclei': 1.0, 'gland_type': 1.0, 'nuclei_type': 1.0,
+                     'pclass': 0.4}  # Cerberus' (its nuclei_type is 0 until the second stage trains it alone)
+
 def _fixed_weights(weights, names: list[str]) -> dict[str, float]:
     "Task weights for 'equal', 'published' or a {task: weight} dict, checked against the task names."
     if isinstance(weights, str) and weights == 'equal': return {n: 1.0 for n in names}
     if isinstance(weights, str) and weights == 'published': src = PUBLISHED_WEIGHTS
     elif isinstance(weights, dict):
         src = weights
-        if set(src) - set(names): raise TilError(f'task weights for unknown tasks: {", ".join(sorted(set(src) - set(names)))}')
+        if set(src) - set(names):
+            raise TilError(f'task weights for unknown tasks: {", ".join(sorted(set(src) - set(names)))}')
     else: raise TilError(f"task weights must be 'equal', 'published', 'uncertainty' or a dict, not {weights!r}")
     missing = [n for n in names if n not in src]
     if missing: raise TilError(f'no task weight for {", ".join(missing)}')
     return {n: float(src[n]) for n in names}
 
+# %% ../nbs/05_losses.ipynb #0f83b707
+LYMPH_LOSSES = HEATMAP_LOSSES + ('boxmask',)
+
 class MultiTaskLoss(nn.Module):
-    "Weighted sum over tasks of each task's loss, averaged over the samples flagged for it; `forward(pred, *targets, flags)`."
+    "Weighted sum of each task's loss, averaged over the samples flagged for it; `forward(pred, *targets, flags)`."
     def __init__(self, tasks='tissue,lymph', weights='equal', lymph_loss: str = 'mse', class_weights=None,
                  dice_weight: float = 1.0, pos_weight: float = POS_WEIGHT):
         super().__init__()
         self.tasks = parse_tasks(tasks)
         names = task_names(self.tasks)
-        if lymph_loss not in LYMPH_LOSSES: raise TilError(f"lymph_loss must be one of {', '.join(LYMPH_LOSSES)}, not {lymph_loss!r}")
+        if lymph_loss not in LYMPH_LOSSES:
+            raise TilError(f"lymph_loss must be one of {', '.join(LYMPH_LOSSES)}, not {lymph_loss!r}")
         self.lymph_loss, self.dice_weight, self.pos_weight = lymph_loss, dice_weight, pos_weight
-        self.register_buffer('class_weights', None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32))
+        self.register_buffer('class_weights', None if class_weights is None
+                             else torch.as_tensor(class_weights, dtype=torch.float32))
         self.learned = isinstance(weights, str) and weights == 'uncertainty'
         self.log_vars = nn.ParameterDict({n: nn.Parameter(torch.zeros(())) for n in names}) if self.learned else None
         self.fixed = None if self.learned else _fixed_weights(weights, names)
@@ -148,7 +162,8 @@ class MultiTaskLoss(nn.Module):
     def forward(self, pred: dict, *yb) -> torch.Tensor:
         *targets, flags = yb
         if len(targets) != len(self.tasks):
-            raise TilError(f'{len(self.tasks)} task(s) ({",".join(t.name for t in self.tasks)}) but {len(targets)} target(s) in the batch')
+            raise TilError(f'{len(self.tasks)} task(s) ({",".join(t.name for t in self.tasks)}) '
+                           f'but {len(targets)} target(s) in the batch')
         total, comps = 0., {}
         for k, (task, target) in enumerate(zip(self.tasks, targets)):
             keep = flags[:, k].bool()

@@ -26,7 +26,7 @@ def dilate_stage(stage: nn.Sequential, dilation: int):
             if m.stride == (2, 2): m.stride = (1, 1)
             if m.kernel_size == (3, 3): m.dilation, m.padding = (dilation,) * 2, (dilation,) * 2
 
-# %% ../nbs/04_models.ipynb #f9f5a51a
+# %% ../nbs/04_models.ipynb #7f86b206
 RESNETS = {'resnet18': torchvision.models.resnet18, 'resnet34': torchvision.models.resnet34,
            'resnet50': torchvision.models.resnet50}
 
@@ -35,7 +35,7 @@ def check_encoder(name: str, output_stride: int = 16):
     if name not in RESNETS: raise TilError(f'unknown encoder {name!r}: choose from {", ".join(RESNETS)}')
     if output_stride not in (8, 16, 32): raise TilError(f'output stride must be 8, 16 or 32, not {output_stride}')
 
-# %% ../nbs/04_models.ipynb #5dc475ba
+# %% ../nbs/04_models.ipynb #3429bbfa
 class ResNetEncoder(nn.Module):
     "Torchvision ResNet trunk (no pooling or fc) at output stride 8, 16 or 32; returns the output of every stage."
     def __init__(self, name: str = 'resnet50', output_stride: int = 16):
@@ -66,12 +66,12 @@ def aspp(in_channels: int, output_stride: int = 16, out_channels: int = 256) -> 
     pool[1], pool[2] = nn.Conv2d(in_channels, out_channels, 1), nn.Identity()
     return m
 
-# %% ../nbs/04_models.ipynb #7fc2fd8a
+# %% ../nbs/04_models.ipynb #8a34fe26
 def conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout),
                          nn.ReLU(inplace=True))
 
-# %% ../nbs/04_models.ipynb #9f69cfd5
+# %% ../nbs/04_models.ipynb #e3803a9e
 class Decoder(nn.Module):
     "DeepLabv3+ decoder: stride-4 features projected to 48 channels, fused with upsampled ASPP features."
     def __init__(self, low_channels: int, aspp_channels: int = 256, channels: int = 256):
@@ -83,7 +83,7 @@ class Decoder(nn.Module):
         context = F.interpolate(context, size=low.shape[-2:], mode='bilinear', align_corners=False)
         return self.fuse(torch.cat([context, self.project(low)], 1))
 
-# %% ../nbs/04_models.ipynb #335143e9
+# %% ../nbs/04_models.ipynb #da4e4901
 def _is_frozen_bn(m: nn.Module) -> bool:
     "A BatchNorm layer whose affine parameters get no gradient."
     return isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine and not m.weight.requires_grad
@@ -147,7 +147,7 @@ class TaskModel(nn.Module):
         return cls(**{k: v for k, v in dict(kwargs, tasks=tasks, encoder=encoder or cls.default_encoder).items()
                       if k in names})
 
-# %% ../nbs/04_models.ipynb #7b3eb96a
+# %% ../nbs/04_models.ipynb #013b0a44
 class TilNet(TaskModel):
     "DeepLabv3+ with a shared ResNet encoder and ASPP and, per task, a decoder (or one shared decoder) and a 1×1 head."
     arch = 'deeplabv3plus'
@@ -200,9 +200,9 @@ def load_encoder_weights(model: TilNet, path, verbose: bool = True) -> dict:
                       f'missing {len(report["missing"])}, unexpected {len(report["unexpected"])}')
     return report
 
-# %% ../nbs/04_models.ipynb #f7233e9e
+# %% ../nbs/04_models.ipynb #83788ce8
 class PublishedASPP(nn.Module):
-    "The published ASPP: five biased conv+BN+ReLU branches (1×1; 3×3 at rates 6, 12, 18; pooling), fused; per-task logits."
+    "Published ASPP: five biased conv+BN+ReLU branches (1×1; 3×3 at rates 6, 12, 18; pooling), fused; per-task logits."
     def __init__(self, in_channels: int = 2048, channels: int = 256, n_tissue: int = 3, n_lymph: int = 2):
         super().__init__()
         convs = {'conv_1x1_1': nn.Conv2d(in_channels, channels, 1),
@@ -225,7 +225,7 @@ class PublishedASPP(nn.Module):
         out = self._branch('conv_1x1_3', torch.cat([self._branch(n, x) for n in branches] + [pooled], 1))
         return self.conv_1x1_seg(out), self.conv_1x1_det(out)
 
-# %% ../nbs/04_models.ipynb #f99a3aac
+# %% ../nbs/04_models.ipynb #dddef4e5
 def _up(x, size):
     return F.interpolate(x, size=size, mode='bilinear', align_corners=True)
 
@@ -278,12 +278,12 @@ class PublishedNet(TaskModel):
         lymph = self.final_conv_det(y)
         return {'tissue': self.final_conv_seg(y), 'lymph': lymph if raw else published_lymph_logit(lymph)}
 
-# %% ../nbs/04_models.ipynb #18fe9c6d
+# %% ../nbs/04_models.ipynb #cd2506e4
 def published_lymph_logit(lymph_logits):
     "The published model's lymph logits (B,2,H,W) → the 1-channel logit whose sigmoid is their lymphocyte probability."
     return lymph_logits[:, 1:2] - lymph_logits[:, 0:1]
 
-# %% ../nbs/04_models.ipynb #3cc57da9
+# %% ../nbs/04_models.ipynb #8a6e822e
 def published_lymph_prob(lymph_logits):
     "The published model's 2-channel lymph logits (B,2,H,W) → lymphocyte probability (B,1,H,W), softmax channel 1."
     return torch.sigmoid(published_lymph_logit(lymph_logits))
@@ -293,7 +293,7 @@ def error_line(e: Exception) -> str:
     "An exception as one line for a user: its type and the first line of its message."
     return f'{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ""}'
 
-# %% ../nbs/04_models.ipynb #c687f70e
+# %% ../nbs/04_models.ipynb #5c96b393
 class _Inert:
     "Stands in for a class or function that a checkpoint names and we do not trust: it only keeps what it is given."
     def __init__(self, *args, **kwargs): self.args, self.kwargs = args, kwargs
@@ -312,7 +312,7 @@ def load_tensors_only(path) -> tuple:
         raise TilError(f'{path}: unreadable checkpoint, or one that needs torch ≥ 2.6 to read safely '
                        f'({error_line(e)})') from None
 
-# %% ../nbs/04_models.ipynb #1f437451
+# %% ../nbs/04_models.ipynb #6574bf2e
 def _some(keys: list, n: int = 3) -> str: return ', '.join(keys[:n]) + (', …' if len(keys) > n else '')
 
 def load_published_checkpoint(path, model: PublishedNet | None = None, verbose: bool = True) -> PublishedNet:
@@ -335,7 +335,7 @@ def load_published_checkpoint(path, model: PublishedNet | None = None, verbose: 
               + (f'; read {len(foreign)} untrusted objects as placeholders ({_some(foreign)})' if foreign else ''))
     return model.eval()
 
-# %% ../nbs/04_models.ipynb #f1e2b606
+# %% ../nbs/04_models.ipynb #8a36f7c8
 TIL_ARCHS = {c.arch: c for c in (TilNet, PublishedNet)}
 
 def arch_class(arch: str, archs: dict = TIL_ARCHS) -> type[TaskModel]:

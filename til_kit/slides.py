@@ -6,7 +6,8 @@
 from __future__ import annotations
 import hashlib, json, os, shutil, time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from fastcore.meta import delegates
 from pathlib import Path
 import numpy as np, torch, zarr
 from PIL import Image
@@ -16,17 +17,17 @@ from skimage import morphology
 from tqdm.auto import tqdm
 from .core import *
 from .io import Slide, read_image, write_json, write_figure, OUTPUT_NAMES
-from .inference import window_starts, predict_batch, Blender, predict_image
+from .inference import PRECISIONS, window_starts, predict_batch, Blender, predict_image
 from .learner import writable_dir
 
 # %% auto #0
-__all__ = ['TIGER_VALUES', 'KIND_STORAGE', 'SLIDE_EXTS', 'IMAGE_ONLY_EXTS', 'tissue_mask', 'Plan', 'mask_region', 'plan_slide',
-           'WindowBatches', 'map_layout', 'stored_map', 'run_blocks', 'Rescaled', 'label_pyramid', 'Prediction',
+__all__ = ['KIND_STORAGE', 'SLIDE_EXTS', 'IMAGE_ONLY_EXTS', 'tissue_mask', 'Plan', 'mask_region', 'plan_slide', 'WindowBatches',
+           'map_layout', 'stored_map', 'InferOptions', 'run_blocks', 'Rescaled', 'label_pyramid', 'Prediction',
            'as_level0', 'write_outputs', 'model_tasks', 'infer_slide', 'infer_image', 'inference_inputs']
 
 # %% ../nbs/09a_slides.ipynb #d7bee925
 def tissue_mask(thumb: np.ndarray, min_saturation: float = 0.07, min_frac: float = 5e-4) -> np.ndarray:
-    "Boolean tissue mask of an RGB thumbnail: saturation above Otsu's threshold (≥ `min_saturation`), specks and holes under `min_frac` of the image removed."
+    "Tissue mask of an RGB thumbnail: saturation above Otsu's threshold (≥ `min_saturation`), less specks and holes."
     s = rgb2hsv(thumb)[..., 1]
     t = max(threshold_otsu(s) if s.max() > s.min() else 1.0, min_saturation)
     m = morphology.closing(s > t, morphology.disk(2))
@@ -36,7 +37,7 @@ def tissue_mask(thumb: np.ndarray, min_saturation: float = 0.07, min_frac: float
 # %% ../nbs/09a_slides.ipynb #86ce0107
 @dataclass
 class Plan:
-    "Output grid (`width` × `height` px at `spacing`), windows of `size` overlapping by `overlap`, and the windows of each `block`."
+    "Output grid (`width` × `height` px at `spacing`), windows of `size` overlapping by `overlap`, windows per block."
     width: int
     height: int
     spacing: float
@@ -52,22 +53,25 @@ class Plan:
         y0, x0 = b[0] * self.block, b[1] * self.block
         return y0, x0, min(y0 + self.block, self.height), min(x0 + self.block, self.width)
 
+# %% ../nbs/09a_slides.ipynb #c4fecdc0
 def mask_region(mask: np.ndarray, grid, y0: int, x0: int, y1: int, x1: int) -> np.ndarray:
     "The part [y0, y1) × [x0, x1) of a `grid` = (H, W) px image covered by `mask` (any resolution), nearest neighbour."
     rows = np.minimum(((np.arange(y0, y1) + 0.5) * mask.shape[0] / grid[0]).astype(int), mask.shape[0] - 1)
     cols = np.minimum(((np.arange(x0, x1) + 0.5) * mask.shape[1] / grid[1]).astype(int), mask.shape[1] - 1)
     return mask[np.ix_(rows, cols)]
 
+# %% ../nbs/09a_slides.ipynb #e350342f
 def plan_slide(width: int, height: int, spacing: float, mask: np.ndarray | None, size: int = 512, overlap: int = 64,
                block: int = 4096) -> Plan:
-    "Which windows to run for each block of a `width` × `height` grid; `mask` (any resolution, covering the grid) limits them to tissue."
+    "Which windows to run for each block of a `width` × `height` grid; `mask` (any resolution) limits them to tissue."
     ys, xs = (np.array(window_starts(n, size, overlap)) for n in (height, width))
     yy, xx = (a.ravel() for a in np.meshgrid(ys, xs, indexing='ij'))
     if mask is not None:  # a window is kept if the mask is set anywhere under it
         my, mx = mask.shape[0] / height, mask.shape[1] / width
         integral = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
         r0, c0 = np.floor(yy * my).astype(int), np.floor(xx * mx).astype(int)
-        r1, c1 = np.maximum(np.ceil((yy + size) * my).astype(int), r0 + 1), np.maximum(np.ceil((xx + size) * mx).astype(int), c0 + 1)
+        r1, c1 = (np.maximum(np.ceil((yy + size) * my).astype(int), r0 + 1),
+                  np.maximum(np.ceil((xx + size) * mx).astype(int), c0 + 1))
         r1, c1 = np.minimum(r1, mask.shape[0]), np.minimum(c1, mask.shape[1])
         on = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0] > 0
         yy, xx = yy[on], xx[on]
@@ -81,9 +85,10 @@ def plan_slide(width: int, height: int, spacing: float, mask: np.ndarray | None,
 
 # %% ../nbs/09a_slides.ipynb #e68a2bfe
 class WindowBatches(torch.utils.data.Dataset):
-    "Item i: (i, uint8 windows (bs, S, S, 3) read from the slide at `path`, number of real windows); each reader process opens its own `Slide`."
+    "Item i: (i, uint8 windows (bs, S, S, 3) from the slide at `path`, number of real windows); one `Slide` per reader."
     def __init__(self, path, slide_spacing: float, plan: Plan, items: list, bs: int):
-        self.path, self.slide_spacing, self.plan, self.items, self.bs, self._slide = path, slide_spacing, plan, items, bs, None
+        self.path, self.slide_spacing, self.plan, self.items, self.bs, self._slide = (path, slide_spacing, plan, items,
+                                                                                      bs, None)
     def __len__(self): return len(self.items)
 
     def __getitem__(self, i):
@@ -98,22 +103,9 @@ class WindowBatches(torch.utils.data.Dataset):
         return i, torch.from_numpy(out), len(boxes)
 
 # %% ../nbs/09a_slides.ipynb #d92c7457
-TIGER_VALUES = np.array(TASKS['tissue'].values, np.uint8)  # our classes other, tumor, stroma → TIGER labels
-
-def _fingerprint(model, cfg: dict, **settings) -> str:
-    "A hash of the weights, the model's config and the run settings: a resumed run must match it."
-    h = hashlib.sha1(json.dumps([cfg, settings], sort_keys=True, default=str).encode())
-    for t in model.state_dict().values(): h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-def _done(work: Path) -> set:
-    "Blocks listed in `work/done.txt` (a torn last line from a crash is ignored)."
-    f = work / 'done.txt'
-    lines = f.read_text().splitlines() if f.exists() else []
-    return {tuple(map(int, l.split())) for l in lines if len(l.split()) == 2}
-
 KIND_STORAGE = {  # task kind → (channels, dtype, what is kept of the task's blended probabilities p (C, h, w))
-    'segmentation': (1, np.uint8, lambda t, p: np.asarray(t.values or range(t.n_out), np.uint8)[p.argmax(0).cpu().numpy()]),
+    'segmentation': (1, np.uint8,
+                     lambda t, p: np.asarray(t.values or range(t.n_out), np.uint8)[p.argmax(0).cpu().numpy()]),
     'detection': (1, np.float16, lambda t, p: p[0].float().cpu().numpy()),
     'instance': (2, np.float16, lambda t, p: p[1:3].float().cpu().numpy()),  # interior and contour
     'types': (1, np.uint8, lambda t, p: p.argmax(0).cpu().numpy()),
@@ -123,10 +115,46 @@ def map_layout(task: str) -> tuple[int, type]:
     "(channels, dtype) kept of a task's probabilities, by its kind (`KIND_STORAGE`)."
     return KIND_STORAGE[TASKS[task].kind][:2]
 
+# %% ../nbs/09a_slides.ipynb #d387ee3e
 def stored_map(task: str, p: torch.Tensor, covered: np.ndarray) -> np.ndarray:
-    "What `KIND_STORAGE` keeps of probabilities `p` (C, h, w), zero where not `covered`: (h, w), or (2, h, w) for instances."
+    "What `KIND_STORAGE` keeps of `p` (C, h, w), zero where not `covered`: (h, w), or (2, h, w) for instances."
     _, dtype, keep = KIND_STORAGE[TASKS[task].kind]
     return np.where(covered, keep(TASKS[task], p), 0).astype(dtype)
+
+# %% ../nbs/09a_slides.ipynb #5a4c7148
+@dataclass(frozen=True)
+class InferOptions:
+    "How the engine runs a model over an image or a slide."
+    size: int | None = None  # window side in px at the model's spacing (None: the model's training tile)
+    overlap: int | None = None  # px shared by neighbouring windows (None: a quarter of the window)
+    bs: int = 16  # windows per batch
+    tta: bool = False  # average over horizontal and vertical flips
+    precision: str = 'fp32'  # 'fp32', 'bf16' or 'fp16' (autocast)
+    workers: int = 2  # reader processes (slides)
+    block: int = 4096  # block side in px: memory holds one block's maps
+    threshold: float = 0.5  # detection threshold of the writers
+    progress: bool = False  # a progress bar per slide
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise TilError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+        for name in ('bs', 'block', 'size'):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or v < 1):
+                raise TilError(f'{name} must be a positive whole number, not {v!r}')
+        if self.workers < 0: raise TilError(f'workers must be 0 or more, not {self.workers}')
+
+    def for_model(self, cfg: dict) -> InferOptions:
+        "These options with the window size and overlap filled in from the model's `cfg`."
+        size = self.size or cfg['size']
+        return replace(self, size=size, overlap=size // 4 if self.overlap is None else self.overlap)
+
+# %% ../nbs/09a_slides.ipynb #6861cb11
+def _done(work: Path) -> set:
+    "Blocks listed in `work/done.txt` (a torn last line from a crash is ignored)."
+    f = work / 'done.txt'
+    lines = f.read_text().splitlines() if f.exists() else []
+    return {tuple(map(int, l.split())) for l in lines if len(l.split()) == 2}
 
 def _open_maps(work: Path, plan: Plan, tasks) -> dict:
     "The on-disk maps of a run (see `map_layout`); one chunk per block."
@@ -135,7 +163,8 @@ def _open_maps(work: Path, plan: Plan, tasks) -> dict:
         for t in tasks:
             c, dtype = map_layout(t)
             lead = (c,) if c > 1 else ()
-            zarr.create_array(store, name=t, shape=lead + (plan.height, plan.width), chunks=lead + (plan.block,) * 2, dtype=dtype, fill_value=0)
+            zarr.create_array(store, name=t, shape=lead + (plan.height, plan.width), chunks=lead + (plan.block,) * 2,
+                              dtype=dtype, fill_value=0)
     return {t: zarr.open_array(store, path=t, mode='r+') for t in tasks}
 
 def _finish_block(blend: Blender, origin, bounds, mask) -> dict:
@@ -147,72 +176,85 @@ def _finish_block(blend: Blender, origin, bounds, mask) -> dict:
     return {k: stored_map(k, v[(slice(None),) + core], covered) for k, v in blend.result().items()}
 
 # %% ../nbs/09a_slides.ipynb #1a4547f3
-def run_blocks(model, cfg: dict, path, slide_spacing: float, plan: Plan, work: Path, mask: np.ndarray | None = None, bs: int = 16,
-               tta: bool = False, precision: str = 'fp32', workers: int = 2, progress: bool = False) -> dict:
-    "Compute every block of `plan` not yet in `work/done.txt` and store it in `work/maps.zarr`; returns {'windows': run now, 'seconds': …}."
-    tasks = cfg['tasks']
+def run_blocks(model, cfg: dict, path, slide_spacing: float, plan: Plan, work: Path, mask: np.ndarray | None = None,
+               opts: InferOptions = InferOptions()) -> dict:
+    "Compute each block of `plan` not in `work/done.txt` into `work/maps.zarr`; returns {'windows': run, 'seconds': …}."
+    tasks, bs = cfg['tasks'], opts.bs
     maps, done = _open_maps(work, plan, tasks), _done(work)
     todo = [b for b in sorted(plan.blocks) if b not in done]
     items = [(b, plan.blocks[b][j:j + bs]) for b in todo for j in range(0, len(plan.blocks[b]), bs)]
     device = next(model.parameters()).device
-    loader = torch.utils.data.DataLoader(WindowBatches(path, slide_spacing, plan, items, bs), batch_size=None, num_workers=workers,
-                                         pin_memory=device.type == 'cuda', prefetch_factor=4 if workers else None)
+    loader = torch.utils.data.DataLoader(WindowBatches(path, slide_spacing, plan, items, bs), batch_size=None,
+                                         num_workers=opts.workers, pin_memory=device.type == 'cuda',
+                                         prefetch_factor=4 if opts.workers else None)
     def write(b, maps_b):
         y0, x0, y1, x1 = plan.bounds(b)
         for k, v in maps_b.items(): maps[k][..., y0:y1, x0:x1] = v
-        with open(work / 'done.txt', 'a') as f: f.write(f'{b[0]} {b[1]}\n'); f.flush(); os.fsync(f.fileno())
+        with open(work / 'done.txt', 'a') as f:
+            f.write(f'{b[0]} {b[1]}\n')
+            f.flush()
+            os.fsync(f.fileno())
     def block_mask(b): return None if mask is None else mask_region(mask, (plan.height, plan.width), *plan.bounds(b))
     model.eval()
     t0, n_run, pending = time.perf_counter(), 0, []
-    bar = tqdm(total=sum(len(plan.blocks[b]) for b in todo), unit='tile', desc=Path(path).name, disable=not progress, smoothing=0.1)
+    bar = tqdm(total=sum(len(plan.blocks[b]) for b in todo), unit='tile', desc=Path(path).name,
+               disable=not opts.progress, smoothing=0.1)
     with ThreadPoolExecutor(1) as writer:
         current, blend = None, None
         def finish():
-            pending.append(writer.submit(write, current, _finish_block(blend, origin, plan.bounds(current), block_mask(current))))
+            pending.append(writer.submit(write, current,
+                                         _finish_block(blend, origin, plan.bounds(current), block_mask(current))))
             while len(pending) > 2: pending.pop(0).result()  # bounded: at most two blocks waiting for the disk
         for i, x, n in loader:
             b, boxes = items[i]
             if b != current:
                 if current is not None: finish()
-                (y0, x0, y1, x1), wins = plan.bounds(b), plan.blocks[b]  # the canvas holds the block and all its windows
+                # the canvas holds the block and all its windows
+                (y0, x0, y1, x1), wins = plan.bounds(b), plan.blocks[b]
                 origin = (min(y0, *(y for y, _ in wins)), min(x0, *(x_ for _, x_ in wins)))
-                shape = (max(y1, *(y + plan.size for y, _ in wins)) - origin[0], max(x1, *(x_ + plan.size for _, x_ in wins)) - origin[1])
+                shape = (max(y1, *(y + plan.size for y, _ in wins)) - origin[0],
+                         max(x1, *(x_ + plan.size for _, x_ in wins)) - origin[1])
                 current, blend = b, Blender(shape, plan.size, plan.overlap, device)
-            probs = predict_batch(model, x, cfg['stats'], tta, precision)
-            blend.add({k: v[:n] for k, v in probs.items() if k in tasks}, [(y - origin[0], x_ - origin[1]) for y, x_ in boxes])
-            n_run += n; bar.update(n)
+            probs = predict_batch(model, x, cfg['stats'], opts.tta, opts.precision)
+            blend.add({k: v[:n] for k, v in probs.items() if k in tasks},
+                      [(y - origin[0], x_ - origin[1]) for y, x_ in boxes])
+            n_run += n
+            bar.update(n)
         if current is not None: finish()
         for f in pending: f.result()
     bar.close()
     return dict(windows=n_run, seconds=time.perf_counter() - t0)
 
-# %% ../nbs/09a_slides.ipynb #7b5215bf
+# %% ../nbs/09a_slides.ipynb #fb7171ca
 class Rescaled:
-    "A 2-D array-like seen at `shape` (nearest neighbour), read region by region: slicing reads only the source pixels it needs."
+    "A 2-D array-like seen at `shape` (nearest neighbour): slicing reads only the source pixels it needs."
     def __init__(self, a, shape):
         self.a, self.shape, self.dtype, self.ndim = a, tuple(shape), a.dtype, 2
     def __getitem__(self, key):
-        idx = [np.minimum(((np.arange(*k.indices(n)) + 0.5) * m / n).astype(int), m - 1) for k, n, m in zip(key, self.shape, self.a.shape)]
+        idx = [np.minimum(((np.arange(*k.indices(n)) + 0.5) * m / n).astype(int), m - 1)
+               for k, n, m in zip(key, self.shape, self.a.shape)]
         if not all(len(i) for i in idx): return np.zeros([len(i) for i in idx], self.dtype)
         (r0, r1), (c0, c1) = [(i.min(), i.max() + 1) for i in idx]
         return np.asarray(self.a[r0:r1, c0:c1])[np.ix_(idx[0] - r0, idx[1] - c0)]
 
+# %% ../nbs/09a_slides.ipynb #60db7d9c
 def label_pyramid(level0, store: Path, min_size: int = 512, chunk: int = 2048) -> list:
-    "`level0` and its halvings (every second pixel) down to ≤ `min_size`, each computed chunk by chunk into a zarr array in `store`."
+    "`level0` and its halvings (every second pixel) down to ≤ `min_size`, made chunk by chunk into zarr in `store`."
     levels = [level0]
     while max(levels[-1].shape) > min_size:
         src = levels[-1]
-        dst = zarr.create_array(store, name=str(len(levels)), shape=tuple((n + 1) // 2 for n in src.shape), chunks=(chunk, chunk),
-                                dtype=src.dtype, fill_value=0, overwrite=True)
+        dst = zarr.create_array(store, name=str(len(levels)), shape=tuple((n + 1) // 2 for n in src.shape),
+                                chunks=(chunk, chunk), dtype=src.dtype, fill_value=0, overwrite=True)
         for y in range(0, dst.shape[0], chunk):
-            for x in range(0, dst.shape[1], chunk): dst[y:y + chunk, x:x + chunk] = np.asarray(src[2 * y:2 * (y + chunk), 2 * x:2 * (x + chunk)])[::2, ::2]
+            for x in range(0, dst.shape[1], chunk):
+                dst[y:y + chunk, x:x + chunk] = np.asarray(src[2 * y:2 * (y + chunk), 2 * x:2 * (x + chunk)])[::2, ::2]
         levels.append(dst)
     return levels
 
-# %% ../nbs/09a_slides.ipynb #36e042b7
+# %% ../nbs/09a_slides.ipynb #88d05a6a
 @dataclass
 class Prediction:
-    "What the engine hands a system's writer for one slide or image: the stored maps on the model's grid and the input's geometry."
+    "What the engine hands a system's writer for one input: the stored maps on the model's grid, the input's geometry."
     name: str  # the input's file stem: its outputs go to `out/name`
     maps: dict  # task → stored map (`KIND_STORAGE`), zarr on disk or numpy
     plan: Plan
@@ -225,12 +267,14 @@ class Prediction:
     @property
     def scale(self) -> float: return self.shape0[1] / self.plan.width  # level-0 px per grid px
 
+# %% ../nbs/09a_slides.ipynb #2435c7ef
 def as_level0(a, shape0):
     "`a` seen at the level-0 `shape0` (itself when it already is)."
     return a if tuple(a.shape) == tuple(shape0) else Rescaled(a, shape0)
 
+# %% ../nbs/09a_slides.ipynb #65e67bae
 def write_outputs(pred: Prediction, out, writer, extra: dict | None = None) -> dict:
-    "Write every output of one input into `out/<name>` with `writer(pred, folder, summary)`, all at once (staged, then moved in)."
+    "Write every output of one input into `out/<name>` with `writer(pred, folder, summary)`, staged, then moved in."
     stage = pred.work / 'stage' / pred.name
     if stage.parent.exists(): shutil.rmtree(stage.parent)
     stage.mkdir(parents=True)
@@ -254,15 +298,23 @@ def model_tasks(cfg: dict, tasks=None) -> list[str]:
     if missing: raise TilError(f"the model was trained for {','.join(have)}; it cannot predict {','.join(missing)}")
     return want
 
+# %% ../nbs/09a_slides.ipynb #20be0363
+def _fingerprint(model, cfg: dict, **settings) -> str:
+    "A hash of the weights, the model's config and the run settings: a resumed run must match it."
+    h = hashlib.sha1(json.dumps([cfg, settings], sort_keys=True, default=str).encode())
+    for t in model.state_dict().values(): h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _check_spacing(spacing, path):
     if not spacing: raise TilError(f'{path}: no spacing (µm/px) in its metadata: pass --spacing')
     return float(spacing)
 
-def infer_slide(model, cfg: dict, path, out, writer, spacing: float | None = None, tasks=None, mask: np.ndarray | None = None,
-                size: int | None = None, overlap: int | None = None, bs: int = 16, tta: bool = False, precision: str = 'fp32',
-                workers: int = 2, block: int = 4096, threshold: float = 0.5, progress: bool = False) -> dict:
-    "Predict a whole slide with `model`, write its outputs with `writer` into `out/<slide name>`; resumes an interrupted run. Returns the summary."
-    path, out = Path(path), Path(out)
+@delegates(InferOptions)
+def infer_slide(model, cfg: dict, path, out, writer, spacing: float | None = None, tasks=None,
+                mask: np.ndarray | None = None, **kwargs) -> dict:
+    "Predict a slide with `model`, write its outputs with `writer` into `out/<slide name>`; resumes. Returns a summary."
+    path, out, opts = Path(path), Path(out), InferOptions(**kwargs).for_model(cfg)
     with Slide(path, spacing) as slide:
         slide.verify()
         spacing0 = _check_spacing(slide.spacing, path)
@@ -270,43 +322,46 @@ def infer_slide(model, cfg: dict, path, out, writer, spacing: float | None = Non
         W, H = slide.size_at(cfg['spacing'])
         thumb, shape0 = slide.thumbnail(1024)[..., :3], slide.shapes[0]
     mask = tissue_mask(thumb) if mask is None else np.asarray(mask, bool)
-    size = size or cfg['size']
-    overlap = size // 4 if overlap is None else overlap
-    plan = plan_slide(W, H, cfg['spacing'], mask, size, overlap, block)
+    plan = plan_slide(W, H, cfg['spacing'], mask, opts.size, opts.overlap, opts.block)
     keep = model_tasks(cfg, tasks)
     work = out / f'.{path.stem}.work'
-    run = dict(fingerprint=_fingerprint(model, cfg, slide=str(path.resolve()), spacing=spacing0, size=size, overlap=overlap, bs=bs,
-                                        tta=tta, precision=precision, block=block, mask=hashlib.sha1(np.packbits(mask)).hexdigest()))
-    if work.exists() and not ((work / 'run.json').exists() and json.loads((work / 'run.json').read_text()) == run): shutil.rmtree(work)
+    run = dict(fingerprint=_fingerprint(model, cfg, slide=str(path.resolve()), spacing=spacing0, size=opts.size,
+                                        overlap=opts.overlap, bs=opts.bs, tta=opts.tta, precision=opts.precision,
+                                        block=opts.block, mask=hashlib.sha1(np.packbits(mask)).hexdigest()))
+    if work.exists() and not ((work / 'run.json').exists() and json.loads((work / 'run.json').read_text()) == run):
+        shutil.rmtree(work)
     work.mkdir(parents=True, exist_ok=True)
     write_json(work / 'run.json', run)
     resumed = len(_done(work))
-    stats = run_blocks(model, cfg, path, spacing0, plan, work, mask, bs, tta, precision, workers, progress)
+    stats = run_blocks(model, cfg, path, spacing0, plan, work, mask, opts)
     maps = {t: zarr.open_array(work / 'maps.zarr', path=t, mode='r') for t in keep}
-    extra = dict(windows=plan.n_windows, blocks=len(plan.blocks), blocks_resumed=resumed, seconds=round(stats['seconds'], 2),
+    extra = dict(windows=plan.n_windows, blocks=len(plan.blocks), blocks_resumed=resumed,
+                 seconds=round(stats['seconds'], 2),
                  tiles_per_s=round(stats['windows'] / max(stats['seconds'], 1e-9), 2))
-    summary = write_outputs(Prediction(path.stem, maps, plan, shape0, spacing0, thumb, work, threshold), out, writer, extra)
+    summary = write_outputs(Prediction(path.stem, maps, plan, shape0, spacing0, thumb, work, opts.threshold),
+                            out, writer, extra)
     shutil.rmtree(work)
     return summary
 
-def infer_image(model, cfg: dict, path, out, writer, spacing: float | None = None, tasks=None, size: int | None = None,
-                overlap: int | None = None, bs: int = 16, tta: bool = False, precision: str = 'fp32', threshold: float = 0.5) -> dict:
-    "Predict one ROI or tile image (in memory), write its outputs with `writer` into `out/<image name>`. Returns the summary."
-    path, out = Path(path), Path(out)
+# %% ../nbs/09a_slides.ipynb #4cd72823
+@delegates(InferOptions)
+def infer_image(model, cfg: dict, path, out, writer, spacing: float | None = None, tasks=None, **kwargs) -> dict:
+    "Predict one ROI or tile in memory, write its outputs with `writer` into `out/<image name>`; returns a summary."
+    path, out, opts = Path(path), Path(out), InferOptions(**kwargs).for_model(cfg)
     spacing0 = _check_spacing(spacing, path)
     original = image = read_image(path)
     shape0, keep = image.shape[:2], model_tasks(cfg, tasks)
     H, W = (max(1, round(n * spacing0 / cfg['spacing'])) for n in shape0)
     if (H, W) != shape0: image = np.asarray(Image.fromarray(image).resize((W, H), Image.Resampling.BILINEAR))
-    size = size or cfg['size']
-    overlap = size // 4 if overlap is None else overlap
     t0 = time.perf_counter()
-    probs = predict_image(model, image, size, overlap, cfg['stats'], bs, tta, precision)
+    probs = predict_image(model, image, opts.size, opts.overlap, cfg['stats'], opts.bs, opts.tta, opts.precision)
     maps = {t: stored_map(t, torch.from_numpy(probs[t]), np.ones((H, W), bool)) for t in keep}
-    plan = Plan(W, H, cfg['spacing'], size, overlap, max(H, W), {(0, 0): []})
+    plan = Plan(W, H, cfg['spacing'], opts.size, opts.overlap, max(H, W), {(0, 0): []})
     work = out / f'.{path.stem}.work'
     extra = dict(seconds=round(time.perf_counter() - t0, 2))
-    try: return write_outputs(Prediction(path.stem, maps, plan, shape0, spacing0, original, work, threshold), out, writer, extra)
+    try:
+        return write_outputs(Prediction(path.stem, maps, plan, shape0, spacing0, original, work, opts.threshold),
+                             out, writer, extra)
     finally: shutil.rmtree(work, ignore_errors=True)
 
 # %% ../nbs/09a_slides.ipynb #1718344e
@@ -319,5 +374,6 @@ def inference_inputs(path) -> list[Path]:
     elif path.exists(): files = [path]
     else: raise TilError(f'{path}: no such file or folder')
     bad = [p for p in files if p.suffix.lower() not in SLIDE_EXTS + IMAGE_ONLY_EXTS]
-    if bad or not files: raise TilError(f'{path}: no slides ({", ".join(SLIDE_EXTS)}) or images ({", ".join(IMAGE_ONLY_EXTS)}) found')
+    if bad or not files:
+        raise TilError(f'{path}: no slides ({", ".join(SLIDE_EXTS)}) or images ({", ".join(IMAGE_ONLY_EXTS)}) found')
     return files

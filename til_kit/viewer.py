@@ -26,7 +26,7 @@ INSTANCE_TASKS = tuple(task_names(tasks_of_kind('instance')))  # ('gland', 'lume
 
 @dataclass
 class Item:
-    "An ROI (read whole) or slide (read in regions): image, truth files, true cells (N, 2) level-0 px, prediction folder; None where absent."
+    "ROI (whole) or slide (by region): image, truth files, true cells (N, 2) level-0 px, pred folder; None if absent."
     name: str  # as listed by the viewer: the loaders use 'FOLDER/STEM'
     image: Path
     spacing: float  # µm/px of level 0
@@ -36,26 +36,30 @@ class Item:
     instances: dict = field(default_factory=dict)  # task → true instance TIFF
     pred: Path | None = None  # til_infer's folder for this image: PRED/<stem>
 
+# %% ../nbs/13_viewer.ipynb #68b53cd6
 def _pred_dir(pred, name: str) -> Path | None:
     return Path(pred) / name if pred is not None and (Path(pred) / name).is_dir() else None
 
 def tiger_items(root, pred=None, roi_spacing: float = 0.5) -> list[Item]:
     "The ROIs and slides (with an image) of TIGER folder `root`, with their predictions in `pred`/<stem> where present."
-    return [Item(f'{Path(root).name}/{i.stem}', i.image, i.spacing, i.kind, i.mask, i.cells, pred=_pred_dir(pred, i.stem))
+    return [Item(f'{Path(root).name}/{i.stem}', i.image, i.spacing, i.kind, i.mask, i.cells,
+                 pred=_pred_dir(pred, i.stem))
             for i in gt_items(root, roi_spacing) if i.image is not None]
 
+# %% ../nbs/13_viewer.ipynb #825231de
 def cerberus_items(root, pred=None, spacing: float = 0.5) -> list[Item]:
     "The images of Cerberus-layout folder `root` with their instance labels (`labels/<task>/NAME.tif`) and predictions."
     root = Path(root)
     images = sorted((root / 'images').glob('*.png'))
     if not images: raise TilError(f'{root}: no images/*.png (not a Cerberus-layout folder)')
-    return [Item(f'{root.name}/{p.stem}', p, spacing, instances={t: f for t in INSTANCE_TASKS if (f := root / 'labels' / t / f'{p.stem}.tif').exists()},
+    return [Item(f'{root.name}/{p.stem}', p, spacing,
+                 instances={t: f for t in INSTANCE_TASKS if (f := root / 'labels' / t / f'{p.stem}.tif').exists()},
                  pred=_pred_dir(pred, p.stem)) for p in images]
 
 # %% ../nbs/13_viewer.ipynb #ccb95e3e
 @dataclass
 class View:
-    "The layers in view, in the view's pixels: RGB (H, W, 3), labels (H, W), points (N, 2) or (M, 3) with probability; None / {} where absent."
+    "Layers in view, in view px: RGB (H, W, 3), labels (H, W), points (N, 2) or (M, 3) with p; None / {} where absent."
     image: np.ndarray
     spacing: float  # µm per view pixel
     tissue_true: np.ndarray | None = None  # TIGER labels 0–7
@@ -65,21 +69,25 @@ class View:
     inst_true: dict = field(default_factory=dict)  # task → int ids
     inst_pred: dict = field(default_factory=dict)
 
+# %% ../nbs/13_viewer.ipynb #775dbf8a
 def item_points(item: Item) -> tuple[np.ndarray | None, np.ndarray | None]:
-    "(true cells (N, 2), predictions (M, 3) x, y, p) of `item` in µm of level 0, as `til_eval` matches them; None where absent."
+    "(true cells (N, 2), predictions (M, 3) x, y, p) of `item` in level-0 µm, as `til_eval` matches; None if absent."
     det = None if item.pred is None else item.pred / OUTPUT_NAMES['detections']
     return (None if item.cells is None else np.asarray(item.cells, float).reshape(-1, 2) * item.spacing,
             read_detections_um(det) if det is not None and det.exists() else None)
 
-def read_view(item: Item, x: int = 0, y: int = 0, size: int = 512, zoom: float = 1, points: tuple | None = None) -> View:
-    "The layers of `item` in view: an ROI whole; a slide's `size`² px region at `zoom` × its spacing, top-left (`x`, `y`) level-0 px."
+# %% ../nbs/13_viewer.ipynb #eba3abbb
+def read_view(item: Item, x: int = 0, y: int = 0, size: int = 512, zoom: float = 1,
+              points: tuple | None = None) -> View:
+    "Layers of `item` in view: a whole ROI; a slide's `size`² px at `zoom` × spacing, top-left `x`, `y` in level-0 px."
     roi = item.kind == 'roi'
     if roi: x, y, zoom = 0, 0, 1
     def read(path, rgb=False):
         if path is None or not Path(path).exists(): return None
         if Path(path).suffix.lower() == '.png': a = read_image(path) if rgb else read_mask(path)
         else:
-            with Slide(path, item.spacing) as s: a = s.read_region(x, y, s.shapes[0][::-1] if roi else (size, size), item.spacing * zoom)
+            with Slide(path, item.spacing) as s:
+                a = s.read_region(x, y, s.shapes[0][::-1] if roi else (size, size), item.spacing * zoom)
         return a[..., :3] if rgb else a
     image = read(item.image, rgb=True)
     def in_view(points):
@@ -88,8 +96,9 @@ def read_view(item: Item, x: int = 0, y: int = 0, size: int = 512, zoom: float =
         return p[(p[:, 0] >= 0) & (p[:, 1] >= 0) & (p[:, 0] < image.shape[1]) & (p[:, 1] < image.shape[0])]
     pred = lambda name: None if item.pred is None else item.pred / name
     inst = lambda paths: {t: a for t, p in paths.items() if (a := read(p)) is not None}
-    return View(image, item.spacing * zoom, read(item.tissue), read(pred(OUTPUT_NAMES['tissue'])), *map(in_view, points or item_points(item)),
-                inst(item.instances), inst({t: pred(f'{t}.tif') for t in INSTANCE_TASKS}))
+    return View(image, item.spacing * zoom, read(item.tissue), read(pred(OUTPUT_NAMES['tissue'])),
+                *map(in_view, points or item_points(item)), inst(item.instances),
+                inst({t: pred(f'{t}.tif') for t in INSTANCE_TASKS}))
 
 # %% ../nbs/13_viewer.ipynb #0adafa7d
 LAYERS = {'tissue_pred': 'tissue: predicted (filled)', 'tissue_true': 'tissue: truth (outlined)',
@@ -98,15 +107,17 @@ LAYERS = {'tissue_pred': 'tissue: predicted (filled)', 'tissue_true': 'tissue: t
 MARKS = {'true': (255, 220, 0), 'tp': (0, 200, 0), 'fp': (255, 0, 255), 'pred': (0, 220, 255)}  # RGB
 
 def outline(out: np.ndarray, labels: np.ndarray, colors) -> np.ndarray:
-    "Paint the inner border pixels of every non-zero region of `labels` in `colors[label]` (an (n, 3) table) or one RGB colour."
+    "Paint inner border pixels of each non-zero region of `labels` in `colors[label]` ((n, 3) table) or one RGB colour."
     edge = find_boundaries(labels, mode='inner') & (labels > 0)
     out[edge] = np.asarray(colors)[labels[edge]] if np.ndim(colors) == 2 else colors
     return out
 
+# %% ../nbs/13_viewer.ipynb #f064b613
 def render(view: View, show=tuple(LAYERS), threshold: float = 0.5, radius_um: float = 4.0) -> np.ndarray:
-    "RGB uint8 (H, W, 3): `view.image` with the layers named in `show` drawn (see `LAYERS`); predicted cells kept at p ≥ `threshold`."
+    "RGB uint8 (H, W, 3): `view.image` with the `show` layers drawn (see `LAYERS`); predicted cells at p ≥ `threshold`."
     out = view.image.copy()
-    if 'tissue_pred' in show and view.tissue_pred is not None: out = label_overlay(out, view.tissue_pred, TIGER_COLORS, ignore=0)
+    if 'tissue_pred' in show and view.tissue_pred is not None:
+        out = label_overlay(out, view.tissue_pred, TIGER_COLORS, ignore=0)
     if 'tissue_true' in show and view.tissue_true is not None: outline(out, view.tissue_true, TIGER_COLORS)
     for layer, color in (('inst_true', MARKS['true']), ('inst_pred', MARKS['pred'])):
         if layer in show:
@@ -115,37 +126,47 @@ def render(view: View, show=tuple(LAYERS), threshold: float = 0.5, radius_um: fl
     true = np.zeros((0, 2)) if view.cells_true is None else view.cells_true
     if 'cells_pred' in show and view.cells_pred is not None:
         kept = view.cells_pred[view.cells_pred[:, 2] >= threshold, :2]
-        hit = np.zeros(len(kept), bool); hit[match_points(true, kept, radius)[1]] = True
+        hit = np.zeros(len(kept), bool)
+        hit[match_points(true, kept, radius)[1]] = True
         for (x, y), h in zip(kept.astype(int), hit):
-            cv2.circle(out, (x, y), max(2, round(radius)), MARKS['tp' if h else 'fp' if view.cells_true is not None else 'pred'], 1)
+            cv2.circle(out, (x, y), max(2, round(radius)),
+                       MARKS['tp' if h else 'fp' if view.cells_true is not None else 'pred'], 1)
     if 'cells_true' in show:
         for x, y in true.astype(int): cv2.rectangle(out, (x - 2, y - 2), (x + 2, y + 2), MARKS['true'], 1)
     return out
 
 # %% ../nbs/13_viewer.ipynb #ada70e39
 def threshold_scores(cells_um, preds_um, threshold: float, radius_um: float = 4.0) -> dict:
-    "Precision, recall, F1, TP, FP, FN of predictions (M, 3) x, y µm, p with p ≥ `threshold` against cells (N, 2) µm, as `til_eval`."
+    "Precision, recall, F1, TP, FP, FN of preds (M, 3) x, y µm, p ≥ `threshold` vs cells (N, 2) µm, as `til_eval`."
     preds_um = np.asarray(preds_um, float).reshape(-1, 3)
     return detection_f1([cells_um], [preds_um[preds_um[:, 2] >= threshold]], radius_um)
 
+# %% ../nbs/13_viewer.ipynb #c9748bb3
 def pr_curve(cells_um, preds_um, thresholds=51, radius_um: float = 4.0) -> np.ndarray:
-    "(T, 4) threshold, precision, recall, F1 at each of `thresholds` (a sequence, or a number of them evenly spaced in [0, 1])."
+    "(T, 4) threshold, precision, recall, F1 at each of `thresholds` (a sequence, or a count evenly spaced in [0, 1])."
     if np.isscalar(thresholds): thresholds = np.linspace(0, 1, thresholds)
     scores = [threshold_scores(cells_um, preds_um, t, radius_um) for t in thresholds]
     return np.array([[t, s['precision'], s['recall'], s['f1']] for t, s in zip(thresholds, scores)])
 
+# %% ../nbs/13_viewer.ipynb #ce6266de
 def plot_pr(ax, curve: np.ndarray, scores: dict, threshold: float):
     "Precision against recall over `curve` (from `pr_curve`), the point at `threshold` (its `scores`) marked."
     ax.plot(curve[:, 2], curve[:, 1], '-', c='0.4', lw=1.5)
-    ax.plot(scores['recall'], scores['precision'], 'o', c='crimson', ms=8, label=f"p ≥ {threshold:.2f}: F1 {scores['f1']:.3f}")
+    ax.plot(scores['recall'], scores['precision'], 'o', c='crimson', ms=8,
+            label=f"p ≥ {threshold:.2f}: F1 {scores['f1']:.3f}")
     ax.set(xlim=(0, 1.02), ylim=(0, 1.02), xlabel='recall', ylabel='precision', aspect='equal')
-    ax.grid(alpha=0.3); ax.legend(loc='lower left', fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(loc='lower left', fontsize=8)
 
+# %% ../nbs/13_viewer.ipynb #840f925e
 def scores_text(scores: dict, threshold: float, n_pred: int, radius_um: float = 4.0) -> str:
     "One line for the viewer's label: the threshold, what it keeps, TP/FP/FN and precision, recall, F1."
-    return (f"p ≥ {threshold:.2f}: {scores['tp'] + scores['fp']} of {n_pred} predictions kept · TP {scores['tp']} FP {scores['fp']} "
-            f"FN {scores['fn']} · precision {scores['precision']:.3f} recall {scores['recall']:.3f} F1 {scores['f1']:.3f} (radius {radius_um:g} µm)")
+    return (f"p ≥ {threshold:.2f}: {scores['tp'] + scores['fp']} of {n_pred} predictions kept · TP {scores['tp']} FP "
+            f"{scores['fp']} "
+            f"FN {scores['fn']} · precision {scores['precision']:.3f} recall {scores['recall']:.3f} F1 "
+            f"{scores['f1']:.3f} (radius {radius_um:g} µm)")
 
+# %% ../nbs/13_viewer.ipynb #b3b0656d
 def png_bytes(image) -> bytes:
     "PNG file bytes of an RGB array or a matplotlib `Figure`."
     buf = BytesIO()
@@ -155,24 +176,33 @@ def png_bytes(image) -> bytes:
 
 # %% ../nbs/13_viewer.ipynb #a70c8870
 class Viewer:
-    "Controls over `items` wired to `read_view`, `render` and `threshold_scores`; display `viewer.widget` in JupyterLab."
+    "Controls over `items` wired to `read_view`, `render`, `threshold_scores`; display `viewer.widget` in JupyterLab."
     def __init__(self, items, threshold: float = 0.5, size: int = 512, radius_um: float = 4.0, width: int = 640):
         self.items, self.radius_um, self._busy = {i.name: i for i in items}, radius_um, False
         if not items: raise TilError('nothing to view: the list of items is empty')
-        if len(self.items) < len(items): raise TilError(f'{len(items) - len(self.items)} item name(s) used twice: the list could not tell them apart')
+        if len(self.items) < len(items):
+            raise TilError(f'{len(items) - len(self.items)} item name(s) used twice: '
+                           'the list could not tell them apart')
         self.item = widgets.Dropdown(options=list(self.items), description='item')
         self.show = {k: widgets.Checkbox(value=True, description=v, indent=False) for k, v in LAYERS.items()}
-        self.threshold = widgets.FloatSlider(threshold, min=0, max=1, step=0.01, description='threshold', continuous_update=False)
-        self.x, self.y = (widgets.IntSlider(0, min=0, max=0, description=n, continuous_update=False) for n in ('x', 'y'))
+        self.threshold = widgets.FloatSlider(threshold, min=0, max=1, step=0.01, description='threshold',
+                                             continuous_update=False)
+        self.x, self.y = (widgets.IntSlider(0, min=0, max=0, description=n,
+                                            continuous_update=False) for n in ('x', 'y'))
         self.zoom = widgets.Dropdown(options=[1, 2, 4, 8, 16], value=1, description='zoom out')
-        self.size = widgets.IntSlider(size, min=128, max=2048, step=64, description='size (px)', continuous_update=False)
+        self.size = widgets.IntSlider(size, min=128, max=2048, step=64, description='size (px)',
+                                      continuous_update=False)
         self.scores = widgets.Label()
-        self.canvas, self.pr_plot, self.overview = (widgets.Image(format='png', layout=dict(width=f'{w}px')) for w in (width, 280, 280))
+        self.canvas, self.pr_plot, self.overview = (widgets.Image(format='png',
+                                                                  layout=dict(width=f'{w}px'))
+                                                                  for w in (width, 280, 280))
         self.region = widgets.VBox([self.x, self.y, self.zoom, self.size, self.overview])
-        self.widget = widgets.HBox([widgets.VBox([self.item, *self.show.values(), self.threshold, self.pr_plot, self.region]),
+        self.widget = widgets.HBox([widgets.VBox([self.item, *self.show.values(), self.threshold, self.pr_plot,
+                                                  self.region]),
                                     widgets.VBox([self.canvas, self.scores])])
         observe = lambda ws, step: [w.observe(lambda _: None if self._busy else step(), 'value') for w in ws]
-        observe([self.item], self.load); observe([self.x, self.y, self.zoom, self.size], self.update_view)
+        observe([self.item], self.load)
+        observe([self.x, self.y, self.zoom, self.size], self.update_view)
         observe([*self.show.values(), self.threshold], self.redraw)
         self.load()
 
@@ -189,7 +219,8 @@ class Viewer:
             with Slide(item.image, item.spacing) as s: self.shape0, self.thumb = s.shapes[0], s.thumbnail(280)[..., :3]
             self._busy = True
             self.x.max, self.y.max = self.shape0[1], self.shape0[0]
-            self.x.value, self.y.value = (max(0, (n - self.size.value * self.zoom.value) // 2) for n in self.shape0[::-1])
+            self.x.value, self.y.value = (max(0,
+                                              (n - self.size.value * self.zoom.value) // 2) for n in self.shape0[::-1])
             self._busy = False
         self.update_view()
 
@@ -199,7 +230,8 @@ class Viewer:
         self.view = read_view(item, x, y, size, zoom, self.points)
         if item.kind == 'slide':
             f, thumb = self.thumb.shape[1] / self.shape0[1], self.thumb.copy()
-            cv2.rectangle(thumb, (round(x * f), round(y * f)), (round((x + size * zoom) * f), round((y + size * zoom) * f)), (0, 90, 255), 2)
+            cv2.rectangle(thumb, (round(x * f), round(y * f)), (round((x + size * zoom) * f),
+                                                                round((y + size * zoom) * f)), (0, 90, 255), 2)
             self.overview.value = png_bytes(thumb)
         self.redraw()
 
@@ -211,7 +243,8 @@ class Viewer:
         cells, preds = self.points
         self.pr_plot.layout.display = 'none' if self.curve is None else None
         if self.curve is None:
-            self.scores.value = ('no predicted cells' if preds is None else 'no true cells: predictions not scored') + f' ({self.current.name})'
+            self.scores.value = ('no predicted cells' if preds is None
+                                 else 'no true cells: predictions not scored') + f' ({self.current.name})'
             return
         s = threshold_scores(cells, preds, t, self.radius_um)
         self.scores.value = scores_text(s, t, len(preds), self.radius_um)

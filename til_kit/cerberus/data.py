@@ -24,15 +24,18 @@ __all__ = ['labelled_set', 'read_label', 'extract_patches', 'warp', 'centre', 't
 
 # %% ../../nbs/10c_cerberus_data.ipynb #31c976c0
 def labelled_set(root) -> dict:
-    "{'root', 'tasks', 'images', 'labels': {task: [label path per image]}} of a Cerberus-layout folder, checked by `cerberus_problems` (`02_synth`)."
+    "{'root', 'tasks', 'images', 'labels': {task: [path per image]}} of a Cerberus-layout folder (`cerberus_problems`)."
     root = Path(root)
     problems = cerberus_problems(root)
-    if problems: raise TilError(problems[0] + (f' (and {len(problems) - 1} more problems)' if len(problems) > 1 else ''))
+    if problems:
+        raise TilError(problems[0] + (f' (and {len(problems) - 1} more problems)' if len(problems) > 1 else ''))
     images = sorted((root / 'images').glob('*.png'))
     tasks = sorted(d.name for d in (root / 'labels').iterdir() if d.is_dir()) if (root / 'labels').is_dir() else []
     if not tasks: raise TilError(f'{root / "labels"}: no task folders (some of {", ".join(CERBERUS_LABEL_DTYPES)})')
-    return dict(root=root, tasks=tasks, images=images, labels={t: [root / 'labels' / t / f'{p.stem}.tif' for p in images] for t in tasks})
+    return dict(root=root, tasks=tasks, images=images,
+                labels={t: [root / 'labels' / t / f'{p.stem}.tif' for p in images] for t in tasks})
 
+# %% ../../nbs/10c_cerberus_data.ipynb #f280b83a
 def read_label(path, shape=None) -> np.ndarray:
     "A label TIFF as int32 (H, W), checked against the image `shape` (H, W)."
     try: a = tifffile.imread(path)
@@ -47,7 +50,7 @@ def _reflect_to(a: np.ndarray, size: int) -> np.ndarray:
     return np.pad(a, pad, mode='reflect') if any(p[1] for p in pad[:2]) else a
 
 def _windows(image: np.ndarray, labels: dict, window: int, step: int):
-    "(y, x, image window, {task: label window}) of every `window` px every `step` px, the image reflect-padded to a window first."
+    "(y, x, image window, {task: label window}) of `window` px every `step` px, image reflect-padded to a window first."
     image, labels = _reflect_to(image, window), {t: _reflect_to(l, window) for t, l in labels.items()}
     H, W = image.shape[:2]
     for y in window_starts(H, window, window - step):
@@ -56,7 +59,7 @@ def _windows(image: np.ndarray, labels: dict, window: int, step: int):
 
 def extract_patches(root, out, window: int = 512, step: int = 256, tissue_only: bool = True, overwrite: bool = False,
                     progress: bool = False) -> Path:
-    "Windows of `window` px every `step` px of every image of the Cerberus-layout folder `root`, with its labels, into `out` (.npz + patches.json)."
+    "Windows (`window` px, every `step` px) of Cerberus-layout `root`'s images + labels to `out` (.npz, patches.json)."
     ls, out = labelled_set(root), Path(out)
     if not 0 < step <= window: raise TilError(f'step must be in (0, window={window}], not {step}')
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -70,7 +73,8 @@ def extract_patches(root, out, window: int = 512, step: int = 256, tissue_only: 
                 if tissue_only and not tissue_mask(win).any(): continue
                 np.savez_compressed(tmp / f'{path.stem}_y{y}_x{x}.npz', image=win, **lab)
                 n += 1
-        write_json(tmp / 'patches.json', dict(source=str(ls['root']), tasks=ls['tasks'], window=window, step=step, patches=n),
+        write_json(tmp / 'patches.json', dict(source=str(ls['root']), tasks=ls['tasks'], window=window, step=step,
+                                              patches=n),
                    indent=1)
     return out
 
@@ -80,20 +84,24 @@ def warp(image: np.ndarray, labels: dict, rng: np.random.Generator, scale=(0.9, 
     h, w = image.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-180, 180), rng.uniform(*scale))
     image = cv2.warpAffine(image, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
-    labels = {t: cv2.warpAffine(l, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT_101) for t, l in labels.items()}
+    labels = {t: cv2.warpAffine(l, m, (w, h), flags=cv2.INTER_NEAREST,
+                                borderMode=cv2.BORDER_REFLECT_101) for t, l in labels.items()}
     if rng.random() < 0.5: image, labels = image[:, ::-1], {t: l[:, ::-1] for t, l in labels.items()}
     return image, labels
 
+# %% ../../nbs/10c_cerberus_data.ipynb #2f6af89e
 def centre(a: np.ndarray, size: int) -> np.ndarray:
     "The central `size` × `size` crop (reflect-padded first if smaller)."
     a = _reflect_to(a, size)
     y, x = (a.shape[0] - size) // 2, (a.shape[1] - size) // 2
     return np.ascontiguousarray(a[y:y + size, x:x + size])
 
+# %% ../../nbs/10c_cerberus_data.ipynb #bb12dad1
 def task_target(task: Task, label, size: int) -> torch.Tensor:
-    "The target tensor of `task` from its crop (or zeros when `label` is None): (2, S, S) class + weight, (S, S) classes, or a class index."
+    "Target of `task` from its crop (zeros if `label` is None): (2, S, S) class + weight, (S, S) classes, class index."
     if task.kind == 'classification': return torch.tensor(0 if label is None else int(label))
-    if label is None: return torch.zeros((2, size, size)) if task.kind == 'instance' else torch.zeros((size, size), dtype=torch.long)
+    if label is None:
+        return torch.zeros((2, size, size)) if task.kind == 'instance' else torch.zeros((size, size), dtype=torch.long)
     if task.kind == 'instance':
         inst = relabel_split(label)
         k = INSTANCE_KERNELS[task.name]
@@ -102,29 +110,40 @@ def task_target(task: Task, label, size: int) -> torch.Tensor:
 
 # %% ../../nbs/10c_cerberus_data.ipynb #3882eaf7
 class CerberusDataset(torch.utils.data.Dataset):
-    "Patch folders (pixel tasks) and a patch-class folder as one data set of `(image, flags, *targets, flags)` items; `keep(path)` picks files (e.g. a split); `use` limits the labels used to some of `tasks` (a model's tasks); `sources` keeps them apart."
-    def __init__(self, patch_dirs=(), tasks='gland,lumen,nuclei,pclass', size: int = 256, pclass_dir=None, pclass_size: int = 144,
-                 train: bool = True, stats=IMAGENET_STATS, stain: bool = True, keep=None, spacing: float = 0.5, use=None):
+    "Patch folders (pixel tasks) and a patch-class folder as one data set of `(image, flags, *targets, flags)` items."
+    # `keep(path)` picks files (e.g. a split); `use` limits the labels used to some of `tasks` (a model's tasks);
+    # `sources` keeps them apart.
+    def __init__(self, patch_dirs=(), tasks='gland,lumen,nuclei,pclass', size: int = 256, pclass_dir=None,
+                 pclass_size: int = 144, train: bool = True, stats=IMAGENET_STATS, stain: bool = True, keep=None,
+                 spacing: float = 0.5, use=None):
         self.tasks = parse_tasks(tasks)
         names = [t.name for t in self.tasks]
         used = set(names) if use is None else {t.name for t in parse_tasks(use)}
-        self.size, self.pclass_size, self.train, self.stats, self.stain, self.spacing = size, pclass_size, train, stats, stain, spacing
-        self.sources = []  # {'name', 'flags', 'items', 'patch'}: items are .npz paths, or (png path, class index) of patches
+        self.size, self.pclass_size, self.train = size, pclass_size, train
+        self.stats, self.stain, self.spacing = stats, stain, spacing
+        # {'name', 'flags', 'items', 'patch'}: items are .npz paths, or (png path, class index) of patches
+        self.sources = []
         for d in map(Path, patch_dirs):
-            if not (d / 'patches.json').is_file(): raise TilError(f'{d}: not a patch folder (no patches.json; make one with til_extract_patches)')
+            if not (d / 'patches.json').is_file():
+                raise TilError(f'{d}: not a patch folder (no patches.json; make one with til_extract_patches)')
             labelled = json.loads((d / 'patches.json').read_text())['tasks']
             flags = tuple(n in labelled and n in used for n in names)
             items = [p for p in sorted(d.glob('*.npz')) if keep is None or keep(p)]
             if any(flags) and items: self.sources.append(dict(name=d.name, flags=flags, items=items))
         for patch in tasks_of_kind('classification', [n for n in names if n in used]):  # Cerberus has one: pclass
-            if pclass_dir is None: raise TilError(f'task {patch.name} needs a patch-class folder (one sub-folder of images per class)')
+            if pclass_dir is None:
+                raise TilError(f'task {patch.name} needs a patch-class folder (one sub-folder of images per class)')
             classes = patch.classes
             folders = sorted(d for d in Path(pclass_dir).iterdir() if d.is_dir()) if Path(pclass_dir).is_dir() else []
             bad = [d.name for d in folders if d.name not in classes]
-            if bad or not folders: raise TilError(f'{pclass_dir}: class folders must be some of {", ".join(classes)} (found {", ".join(bad) or "none"})')
-            items = [(p, classes.index(d.name)) for d in folders for p in sorted(d.iterdir()) if p.suffix.lower() in IMAGE_EXTS
+            if bad or not folders:
+                raise TilError(f'{pclass_dir}: class folders must be some of {", ".join(classes)} (found '
+                               f'{", ".join(bad) or "none"})')
+            items = [(p, classes.index(d.name)) for d in folders for p in sorted(d.iterdir())
+                     if p.suffix.lower() in IMAGE_EXTS
                      and (keep is None or keep(p))]
-            self.sources.append(dict(name=patch.name, flags=tuple(n == patch.name for n in names), items=items, patch=True))
+            self.sources.append(dict(name=patch.name, flags=tuple(n == patch.name for n in names), items=items,
+                                     patch=True))
         if not self.sources: raise TilError(f'no patches labelled for {",".join(names)}')
         self.index = [(s, j) for s, src in enumerate(self.sources) for j in range(len(src['items']))]
 
@@ -138,7 +157,8 @@ class CerberusDataset(torch.utils.data.Dataset):
             path, c = src['items'][j]
             image, labels, size = read_image(path), {}, self.pclass_size
         else:
-            with np.load(src['items'][j], allow_pickle=False) as z: image, labels = z['image'], {t.name: z[t.name] for t, f in zip(self.tasks, src['flags']) if f}
+            with np.load(src['items'][j], allow_pickle=False) as z:
+                image, labels = z['image'], {t.name: z[t.name] for t, f in zip(self.tasks, src['flags']) if f}
             size = self.size
         if rng is not None: image, labels = warp(image, labels, rng)
         image, labels = centre(image, size), {t: centre(l, size) for t, l in labels.items()}
@@ -156,7 +176,7 @@ class CerberusDataset(torch.utils.data.Dataset):
 
 # %% ../../nbs/10c_cerberus_data.ipynb #e4afcdf7
 class CerberusDataLoader(DataLoader):
-    "fastai `DataLoader` for `CerberusDataset`: round-robin mixed segmentation batches and interleaved classification batches."
+    "fastai `DataLoader` of `CerberusDataset`: round-robin mixed segmentation batches, interleaved classification ones."
     n_inp = 2
     def get_idxs(self):
         ds = self.dataset
@@ -178,13 +198,17 @@ class CerberusDataLoader(DataLoader):
         "Batches of up to `bs` consecutive items of one image size."
         batch = []
         for item in b:
-            if batch and (len(batch) == self.bs or item[0].shape != batch[0][0].shape): yield batch; batch = []
+            if batch and (len(batch) == self.bs or item[0].shape != batch[0][0].shape):
+                yield batch
+                batch = []
             batch.append(item)
         if batch and not (self.drop_last and len(batch) < self.bs): yield batch
 
+# %% ../../nbs/10c_cerberus_data.ipynb #8801aabe
 def cerberus_dataloaders(train: CerberusDataset, valid: CerberusDataset, bs: int = 8, epoch_len: int | None = None,
                          num_workers: int = 0, device=None) -> DataLoaders:
-    "fastai `DataLoaders`: `epoch_len` samples per training epoch (default: the largest pixel data set × the number of data sets)."
+    "fastai `DataLoaders`: `epoch_len` samples per training epoch (default: largest pixel data set × number of sets)."
     n = epoch_len or max(len(s['items']) for s in train.sources) * len(train.sources)
-    return DataLoaders(CerberusDataLoader(train, bs=bs, shuffle=True, drop_last=True, n=max(n, bs), num_workers=num_workers),
+    return DataLoaders(CerberusDataLoader(train, bs=bs, shuffle=True, drop_last=True, n=max(n, bs),
+                                          num_workers=num_workers),
                        CerberusDataLoader(valid, bs=bs, shuffle=False, num_workers=0), device=device)

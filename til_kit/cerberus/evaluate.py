@@ -35,64 +35,78 @@ class Tile:
     name: str
     path: Path
 
-def _images_in(d: Path) -> list[Path]: return [p for p in sorted(d.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
+# %% ../../nbs/10e_cerberus_eval.ipynb #db4c954f
+def _images_in(d: Path) -> list[Path]:
+    return [p for p in sorted(d.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTS]
 
 def pclass_folders(gt) -> list[Path]:
-    "The tile folders of `gt`: its `pclass/CLASS` folders, its own `CLASS` sub-folders (a pclass folder), or `gt` itself (one class folder)."
+    "Tile folders of `gt`: its `pclass/CLASS` folders, its `CLASS` sub-folders (pclass folder), or `gt` (class folder)."
     gt = Path(gt)
     if gt.name in PATCH_CLASSES and gt.is_dir() and _images_in(gt): return [gt]
     base = gt / 'pclass' if (gt / 'pclass').is_dir() else gt
     return [base / c for c in PATCH_CLASSES if (base / c).is_dir()]
 
+# %% ../../nbs/10e_cerberus_eval.ipynb #0deb9f6c
 def pclass_tiles(gt) -> list[Tile]:
     "Every tile of the class folders of `gt` (`pclass_folders`), class by class, in name order."
     return [Tile(d.name, p.stem, p) for d in pclass_folders(gt) for p in _images_in(d)]
 
+# %% ../../nbs/10e_cerberus_eval.ipynb #ba041ccb
 def is_cerberus_gt(path) -> bool:
-    "True for a Cerberus-layout folder (images/ with labels/, or patch-class tiles), False otherwise (e.g. a TIGER folder holding wsirois/)."
+    "True for a Cerberus-layout folder (images/ with labels/, or patch-class tiles); False e.g. for TIGER's (wsirois/)."
     p = Path(path)
     return p.is_dir() and (((p / 'images').is_dir() and (p / 'labels').is_dir()) or bool(pclass_folders(p)))
 
+# %% ../../nbs/10e_cerberus_eval.ipynb #71bc8210
 def eval_tasks(tasks=None) -> tuple[str, ...]:
-    "The Cerberus tasks to score: all of `CERBERUS_EVAL_TASKS` by default, or the subset named ('nuclei,pclass' or a list)."
+    "The Cerberus tasks to score: `CERBERUS_EVAL_TASKS` by default, or the subset named ('nuclei,pclass' or a list)."
     if tasks is None: return CERBERUS_EVAL_TASKS
     names = tuple(t.name for t in parse_tasks(tasks))
     bad = [n for n in names if n not in CERBERUS_EVAL_TASKS]
-    if bad: raise TilError(f"cannot score {', '.join(bad)} on Cerberus data: the tasks scored are {', '.join(CERBERUS_EVAL_TASKS)}")
+    if bad:
+        raise TilError(f"cannot score {', '.join(bad)} on Cerberus data: the tasks scored are "
+                       f"{', '.join(CERBERUS_EVAL_TASKS)}")
     return names
 
 # %% ../../nbs/10e_cerberus_eval.ipynb #2f73da32
-COUNT_KEYS = ('n_true', 'n_pred', 'tp', 'fp', 'fn', 'iou_sum', 'aji_inter', 'aji_union', 'ajip_inter', 'ajip_union', 'dice_2tp', 'dice_sum')
+COUNT_KEYS = ('n_true', 'n_pred', 'tp', 'fp', 'fn', 'iou_sum', 'aji_inter', 'aji_union', 'ajip_inter', 'ajip_union',
+              'dice_2tp', 'dice_sum')
 
 def instance_counts(true: np.ndarray, pred: np.ndarray) -> dict:
-    "`COUNT_KEYS` of one pair of instance maps: objects, PQ counts, AJI and AJI+ intersection/union, foreground Dice counts."
+    "`COUNT_KEYS` of two instance maps: objects, PQ counts, AJI and AJI+ intersection/union, foreground Dice counts."
     tp, fp, fn, iou_sum = pq_counts(true, pred)
     (ai, au), (pi, pu) = aji_counts(true, pred), aji_counts(true, pred, plus=True)
     d2, ds = dice_counts(np.asarray(pred) > 0, np.asarray(true) > 0, True, ignore=())
     return dict(zip(COUNT_KEYS, (tp + fn, tp + fp, tp, fp, fn, iou_sum, ai, au, pi, pu, d2, ds)))
 
+# %% ../../nbs/10e_cerberus_eval.ipynb #79d5855e
 def _jaccard(inter, union) -> float: return 1.0 if union == 0 else float(inter / union)
 
 def instance_scores(c: dict) -> dict:
-    "{'dq', 'sq', 'pq', 'aji', 'aji_plus', 'dice'} from one image's `instance_counts` or their sums; 1.0 where both sides are empty."
+    "{'dq', 'sq', 'pq', 'aji', 'aji_plus', 'dice'} of an image's `instance_counts` or their sums; 1.0 if both empty."
     return dict(**pq_from_counts(c['tp'], c['fp'], c['fn'], c['iou_sum']), aji=_jaccard(c['aji_inter'], c['aji_union']),
-                aji_plus=_jaccard(c['ajip_inter'], c['ajip_union']), dice=dice_from_counts(c['dice_2tp'], c['dice_sum']))
+                aji_plus=_jaccard(c['ajip_inter'], c['ajip_union']),
+                dice=dice_from_counts(c['dice_2tp'], c['dice_sum']))
 
+# %% ../../nbs/10e_cerberus_eval.ipynb #0b79ebac
 def summed_counts(rows: list[dict]) -> dict:
     "`COUNT_KEYS` summed over rows (images)."
     return {k: sum(r[k] for r in rows) for k in COUNT_KEYS}
 
 # %% ../../nbs/10e_cerberus_eval.ipynb #b7a47b62
 def tile_folder(pred, tile: Tile, shared: bool = False) -> Path | None:
-    "A tile's prediction folder: `pred/CLASS/TILE/`, else `pred/TILE/` (a `TilError` when `shared`: other items have its name), else None."
+    "A tile's prediction folder: `pred/CLASS/TILE/`, else `pred/TILE/` (`TilError` if `shared` by others), else None."
     pred = Path(pred)
     if (pred / tile.cls / tile.name).is_dir(): return pred / tile.cls / tile.name
     if not (pred / tile.name).is_dir(): return None
     if shared:
-        raise TilError(f"{pred / tile.name}: ground-truth tiles of several classes (or an image) are named {tile.name!r}, so this folder cannot tell them apart: "
-                       f"predict each class folder into its own output folder (til_infer GT/pclass/CLASS --out {pred}/CLASS), or evaluate one class folder at a time")
+        raise TilError(f"{pred / tile.name}: ground-truth tiles of several classes (or an image) are named "
+                       f"{tile.name!r}, so this folder cannot tell them apart: "
+                       "predict each class folder into its own output folder (til_infer GT/pclass/CLASS --out "
+                       f"{pred}/CLASS), or evaluate one class folder at a time")
     return pred / tile.name
 
+# %% ../../nbs/10e_cerberus_eval.ipynb #d5223448
 def read_pclass_top(folder) -> str | None:
     "The predicted patch class in `folder/summary.json` (`pclass_top`), None when the summary has none."
     path = Path(folder) / 'summary.json'
@@ -100,7 +114,8 @@ def read_pclass_top(folder) -> str | None:
     except FileNotFoundError: raise TilError(f'{path}: missing (til_infer writes one per input)') from None
     except (OSError, ValueError) as e: raise TilError(f'{path}: unreadable JSON ({type(e).__name__}: {e})') from None
     top = summary.get('pclass_top') if isinstance(summary, dict) else None
-    if top is not None and top not in PATCH_CLASSES: raise TilError(f"{path}: pclass_top {top!r} is not one of {', '.join(PATCH_CLASSES)}")
+    if top is not None and top not in PATCH_CLASSES:
+        raise TilError(f"{path}: pclass_top {top!r} is not one of {', '.join(PATCH_CLASSES)}")
     return top
 
 # %% ../../nbs/10e_cerberus_eval.ipynb #0298b543
@@ -117,26 +132,34 @@ def _items(gt: Path, wanted: tuple, explicit: bool) -> tuple[dict | None, list[s
     return ls, gt_inst, tiles
 
 def _pclass_result(rows: list[dict]) -> dict:
-    s = classification_scores([PATCH_CLASSES.index(r['true']) for r in rows], [PATCH_CLASSES.index(r['predicted']) for r in rows], len(PATCH_CLASSES))
-    return dict(accuracy=s['accuracy'], macro_f1=s['macro_f1'], confusion=s['confusion'].tolist(), classes=list(PATCH_CLASSES),
-                n_tiles=len(rows), n_correct=sum(r['true'] == r['predicted'] for r in rows))
+    s = classification_scores([PATCH_CLASSES.index(r['true']) for r in rows],
+                              [PATCH_CLASSES.index(r['predicted']) for r in rows], len(PATCH_CLASSES))
+    return dict(accuracy=s['accuracy'], macro_f1=s['macro_f1'], confusion=s['confusion'].tolist(),
+                classes=list(PATCH_CLASSES), n_tiles=len(rows),
+                n_correct=sum(r['true'] == r['predicted'] for r in rows))
 
 def evaluate_cerberus(pred, gt, tasks=None, allow_missing: bool = False, progress: bool = False) -> dict:
-    "Score the prediction folders in `pred` against the Cerberus-layout folder `gt`: totals per task, per-image and per-tile rows, 'missing' and 'unmatched'."
+    "Score prediction folders `pred` vs Cerberus-layout `gt`: per-task totals, per-image/tile rows, missing, unmatched."
     pred, gt = Path(pred), Path(gt)
-    if not pred.is_dir(): raise TilError(f'{pred}: not a folder (expected the output folder of til_infer, one sub-folder per image)')
-    if not is_cerberus_gt(gt): raise TilError(f'{gt}: not a Cerberus-layout folder (images/NAME.png with labels/TASK/NAME.tif, or pclass/CLASS/ tiles)')
+    if not pred.is_dir():
+        raise TilError(f'{pred}: not a folder (expected the output folder of til_infer, one sub-folder per image)')
+    if not is_cerberus_gt(gt):
+        raise TilError(f'{gt}: not a Cerberus-layout folder (images/NAME.png with labels/TASK/NAME.tif, or '
+                       'pclass/CLASS/ tiles)')
     ls, gt_inst, tiles = _items(gt, eval_tasks(tasks), tasks is not None)
     images = ls['images'] if gt_inst else []
     names = Counter([p.stem for p in images] + [t.name for t in tiles])
     img_dirs = {p.stem: pred / p.stem for p in images if (pred / p.stem).is_dir()}
     tile_dirs = {t: f for t in tiles if (f := tile_folder(pred, t, names[t.name] > 1)) is not None}
-    missing = [p.stem for p in images if p.stem not in img_dirs] + [f'{t.cls}/{t.name}' for t in tiles if t not in tile_dirs]
+    missing = [p.stem for p in images if p.stem not in img_dirs] + [f'{t.cls}/{t.name}' for t in tiles
+                                                                    if t not in tile_dirs]
     n_items = len(images) + len(tiles)
     if not img_dirs and not tile_dirs:
-        raise TilError(f'{pred}: no sub-folder is named after one of the {n_items} ground-truth items of {gt} (e.g. {missing[0]!r})')
+        raise TilError(f'{pred}: no sub-folder is named after one of the {n_items} ground-truth items of {gt} (e.g. '
+                       f'{missing[0]!r})')
     if missing and not allow_missing:
-        raise TilError(f'{len(missing)} of {n_items} ground-truth items have no prediction folder in {pred}, e.g. {missing[0]!r} '
+        raise TilError(f'{len(missing)} of {n_items} ground-truth items have no prediction folder in {pred}, e.g. '
+                       f'{missing[0]!r} '
                        '(pass allow_missing to score the rest, or tasks to score fewer tasks)')
     scored = [t for t in gt_inst if any((d / f'{t}.tif').exists() for d in img_dirs.values())]
     tops = {t: read_pclass_top(d) for t, d in tile_dirs.items()}
@@ -144,9 +167,11 @@ def evaluate_cerberus(pred, gt, tasks=None, allow_missing: bool = False, progres
     if tasks is not None:
         for t in gt_inst:
             if t not in scored: raise TilError(f'{pred}: {t} is to be scored, but no prediction folder has {t}.tif')
-        if tiles and not pclass: raise TilError(f"{pred}: pclass is to be scored, but no tile's summary.json has pclass_top")
+        if tiles and not pclass:
+            raise TilError(f"{pred}: pclass is to be scored, but no tile's summary.json has pclass_top")
     if not scored and not pclass:
-        raise TilError(f"{pred}: no {', '.join(f'{t}.tif' for t in gt_inst) or 'instance map'} for the images and no pclass_top "
+        raise TilError(f"{pred}: no {', '.join(f'{t}.tif' for t in gt_inst) or 'instance map'} for the images "
+                       "and no pclass_top "
                        "in the tiles' summary.json: nothing to evaluate")
     rows = []
     for i, path in enumerate(tqdm(images if scored else [], desc='til_eval images', disable=not progress)):
@@ -157,7 +182,8 @@ def evaluate_cerberus(pred, gt, tasks=None, allow_missing: bool = False, progres
             rows.append(dict(name=path.stem, task=t, **c, **instance_scores(c)))
     tile_rows = []
     for t, d in (tile_dirs.items() if pclass else ()):
-        if tops[t] is None: raise TilError(f"{d / 'summary.json'}: no pclass_top, while other tiles' summaries have one")
+        if tops[t] is None:
+            raise TilError(f"{d / 'summary.json'}: no pclass_top, while other tiles' summaries have one")
         tile_rows.append(dict(name=t.name, true=t.cls, predicted=tops[t], folder=str(d.relative_to(pred))))
     totals = {}
     for t in scored:
@@ -170,29 +196,35 @@ def evaluate_cerberus(pred, gt, tasks=None, allow_missing: bool = False, progres
                 settings=dict(pred=str(pred), gt=str(gt), tasks=scored + ['pclass'] * pclass))
 
 # %% ../../nbs/10e_cerberus_eval.ipynb #af1e59df
-SCORE_NAMES = dict(dq='DQ', sq='SQ', pq='PQ', aji='AJI', aji_plus='AJI+', dice='Dice')  # score keys of `instance_scores` and their printed names
+# score keys of `instance_scores` and their printed names
+SCORE_NAMES = dict(dq='DQ', sq='SQ', pq='PQ', aji='AJI', aji_plus='AJI+', dice='Dice')
 SCORE_KEYS = tuple(SCORE_NAMES)
 
 def _names(label: str, names: list) -> str:
     return f"{label:<10} {', '.join(names[:5])}{f' and {len(names) - 5} more' if len(names) > 5 else ''}"
 
 def format_cerberus_evaluation(res: dict) -> str:
-    "The result of `evaluate_cerberus` as a table: per instance task its images and their summed counts, then patch classes, then notes."
+    "`evaluate_cerberus`'s result as a table: per instance task its images, summed counts, then patch classes, notes."
     s, total = res['settings'], 'all (summed)'
     lines = [f"til_eval: {s['pred']} against {s['gt']} (Cerberus layout; scored: {', '.join(s['tasks'])})",
-             f"{plural(res['n_images'], 'image')} and {plural(res['n_tiles'], 'tile')} evaluated; {len(res['missing'])} missing; "
+             f"{plural(res['n_images'], 'image')} and {plural(res['n_tiles'], 'tile')} evaluated; "
+             f"{len(res['missing'])} missing; "
              f"{plural(len(res['unmatched']), 'prediction folder')} without ground truth (ignored)"]
     if res['tasks']:
         w = max([len(total)] + [len(r['name']) for r in res['images']])
-        lines += ['', f"{'image':<{w}}  {'task':<6} {'true':>6} {'pred':>6} {'TP':>6} {'FP':>6} {'FN':>6}" + ''.join(f'{v:>7}' for v in SCORE_NAMES.values())]
-        line = lambda name, t, r: (f"{name:<{w}}  {t:<6} {r['n_true']:>6} {r['n_pred']:>6} {r['tp']:>6} {r['fp']:>6} {r['fn']:>6}"
+        lines += ['',
+                  f"{'image':<{w}}  {'task':<6} {'true':>6} {'pred':>6} {'TP':>6} {'FP':>6} {'FN':>6}"
+                  + ''.join(f'{v:>7}' for v in SCORE_NAMES.values())]
+        line = lambda name, t, r: (f"{name:<{w}}  {t:<6} {r['n_true']:>6} {r['n_pred']:>6} {r['tp']:>6} "
+                                   f"{r['fp']:>6} {r['fn']:>6}"
                                    + ''.join(f'{r[k]:>7.3f}' for k in SCORE_KEYS))
         for t, tot in res['tasks'].items():
             lines += [line(r['name'], t, r) for r in res['images'] if r['task'] == t] + [line(total, t, tot)]
     p = res['pclass']
     if p:
-        lines += ['', f"pclass     {p['n_tiles']} tiles: accuracy {p['accuracy']:.3f} ({p['n_correct']} right), macro-F1 {p['macro_f1']:.3f}",
-                  'confusion (rows true, columns predicted)',
+        lines += ['',
+                  f"pclass     {p['n_tiles']} tiles: accuracy {p['accuracy']:.3f} ({p['n_correct']} right), macro-F1 "
+                  f"{p['macro_f1']:.3f}", 'confusion (rows true, columns predicted)',
                   ' ' * 13 + ''.join(f'{c[:5]:>6}' for c in p['classes'])]
         lines += [f'{c:<13}' + ''.join(f'{n:>6}' for n in row) for c, row in zip(p['classes'], p['confusion'])]
         wrong = [f"{r['true']}/{r['name']} → {r['predicted']}" for r in res['tiles'] if r['true'] != r['predicted']]
@@ -205,10 +237,15 @@ def format_cerberus_evaluation(res: dict) -> str:
 def _tasks_panel(ax, res: dict):
     tasks, width = res['tasks'], 0.8 / len(SCORE_KEYS)
     for k, key in enumerate(SCORE_KEYS):
-        bars = ax.bar(np.arange(len(tasks)) + (k - (len(SCORE_KEYS) - 1) / 2) * width, [t[key] for t in tasks.values()], width, label=SCORE_NAMES[key])
+        bars = ax.bar(np.arange(len(tasks)) + (k - (len(SCORE_KEYS) - 1) / 2) * width, [t[key] for t in tasks.values()],
+                      width, label=SCORE_NAMES[key])
         ax.bar_label(bars, fmt='%.2f', fontsize=6, rotation=90, padding=2)
-    ax.set_xticks(range(len(tasks)), [f"{t}\n{plural(v['n_images'], 'image')}, {v['n_true']} true" for t, v in tasks.items()])
-    ax.set_ylim(0, 1.3); ax.set_yticks(np.linspace(0, 1, 6)); ax.grid(axis='y', alpha=0.3); ax.legend(ncol=len(SCORE_KEYS), fontsize=8, loc='upper center')
+    ax.set_xticks(range(len(tasks)),
+                  [f"{t}\n{plural(v['n_images'], 'image')}, {v['n_true']} true" for t, v in tasks.items()])
+    ax.set_ylim(0, 1.3)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.grid(axis='y', alpha=0.3)
+    ax.legend(ncol=len(SCORE_KEYS), fontsize=8, loc='upper center')
     ax.set_title('objects: scores from counts summed over images', loc='left')
 
 def _pclass_panel(ax, res: dict):
@@ -217,14 +254,17 @@ def _pclass_panel(ax, res: dict):
     seen = (c.sum(0) + c.sum(1)) > 0
     names = [n for n, s in zip(p['classes'], seen) if s]
     plot_confusion(ax, c[np.ix_(seen, seen)], names, names)
-    ax.set_title(f"patch classes: {p['n_tiles']} tiles (% of the true class)\naccuracy {p['accuracy']:.3f}, macro-F1 {p['macro_f1']:.3f}", loc='left')
+    ax.set_title(f"patch classes: {p['n_tiles']} tiles (% of the true class)\naccuracy {p['accuracy']:.3f}, macro-F1 "
+                 f"{p['macro_f1']:.3f}", loc='left')
 
 def plot_cerberus_evaluation(res: dict) -> plt.Figure:
-    "The result of `evaluate_cerberus` (or its JSON) as a figure: score bars per object task, the patch-class confusion matrix; a panel not scored is left out."
-    panels = [p for p, present in ((_tasks_panel, bool(res['tasks'])), (_pclass_panel, res['pclass'] is not None)) if present]
+    "`evaluate_cerberus`'s result (or JSON) as a figure: per-task score bars, patch-class confusion matrix, if scored."
+    panels = [p for p, present in ((_tasks_panel, bool(res['tasks'])),
+                                   (_pclass_panel, res['pclass'] is not None)) if present]
     fig, axs = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 5.5), squeeze=False)
     for ax, panel in zip(axs[0], panels): panel(ax, res)
-    fig.suptitle(f"til_eval (Cerberus): {plural(res['n_images'], 'image')}, {plural(res['n_tiles'], 'tile')}; scored: {', '.join(res['settings']['tasks'])}",
+    fig.suptitle(f"til_eval (Cerberus): {plural(res['n_images'], 'image')}, {plural(res['n_tiles'], 'tile')}; scored: "
+                 f"{', '.join(res['settings']['tasks'])}",
                  x=0.01, ha='left')
     fig.tight_layout()
     return fig

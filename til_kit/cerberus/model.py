@@ -42,16 +42,19 @@ DECODER_CHANNELS = ((256, 128), (128, 64), (64, 64), (64, 64))  # per level, dee
 SKIPS = ('layer3', 'layer2', 'layer1', 'stem')  # added at levels 1–4
 
 def kaiming_init(module: nn.Module) -> nn.Module:
-    "Kaiming-normal (fan-out, ReLU) conv weights with zero biases; BatchNorm weight 1 and bias 0 (Cerberus' initialisation)."
+    "Kaiming-normal (fan-out, ReLU) conv weights, zero biases; BatchNorm weight 1, bias 0 (Cerberus' initialisation)."
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
             if m.bias is not None: nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
     return module
 
+# %% ../../nbs/10b_cerberus.ipynb #9e0f6fc9
 class CerberusDecoder(nn.Module):
-    "Four levels of bilinear upsampling, + encoder skip (1×1-projected where its channels differ), two 3×3 conv-BN-ReLU: 256 ch at stride 16 → 64 ch at stride 1."
+    "Four levels of bilinear ×2 + skip (1×1-projected if needed) + two 3×3 conv-BN-ReLU: 256 → 64 ch, stride 16 → 1."
     def __init__(self, skip_channels):  # encoder channels of `SKIPS`
         super().__init__()
         self.project, self.blocks = nn.ModuleList(), nn.ModuleList()
@@ -67,6 +70,7 @@ class CerberusDecoder(nn.Module):
             x = block(F.interpolate(x, size=skip.shape[-2:], mode='bilinear', align_corners=False) + project(skip))
         return x
 
+# %% ../../nbs/10b_cerberus.ipynb #9dd6ed30
 def pixel_head(n_out: int, in_channels: int = 64, hidden: int = 96) -> nn.Sequential:
     "1×1 conv-BN-ReLU to `hidden` channels, then a 1×1 conv to `n_out` logits."
     return nn.Sequential(conv_bn_relu(in_channels, hidden, 1), nn.Conv2d(hidden, n_out, 1))
@@ -75,14 +79,15 @@ def pixel_head(n_out: int, in_channels: int = 64, hidden: int = 96) -> nn.Sequen
 ENCODER_STRIDE = 16
 
 def centre_cells(n: int, input_px: int, size_px: int, stride: int = ENCODER_STRIDE) -> slice:
-    "Of `n` cells of a stride-`stride` map (cell i centred on input pixel stride·i), the `size_px // stride` (at most `n`) centred in the central `size_px` of `input_px` pixels."
+    "Of `n` stride-`stride` cells (cell i at input px stride·i), the `size_px // stride` (≤ `n`) central in `input_px`."
     k = min(max(size_px // stride, 1), n)
     start = math.ceil((input_px - size_px) / 2 / stride)
     start = min(max(start, 0), n - k)
     return slice(start, start + k)
 
+# %% ../../nbs/10b_cerberus.ipynb #0c0ca33a
 class PatchHead(nn.Module):
-    "Classify the central `size` px of the input from the stride-16 feature: centre crop, GAP, BN-ReLU-Dropout(0.3), 1×1 conv-BN-ReLU, 1×1 conv → (B, n_classes)."
+    "Logits (B, n_classes) of the central `size` px from the stride-16 feature: crop, GAP, BN-ReLU-Dropout, 1×1 convs."
     def __init__(self, in_channels: int, n_classes: int, size: int = 144, hidden: int = 256, dropout: float = 0.3):
         super().__init__()
         self.size = size
@@ -99,7 +104,7 @@ class PatchHead(nn.Module):
 
 # %% ../../nbs/10b_cerberus.ipynb #d35e3df1
 class CerberusNet(TaskModel):
-    "Cerberus: a stride-1-stem ResNet encoder, a U-Net-style decoder and head per pixel task, a patch head per classification task; computes only the tasks asked for."
+    "Cerberus: ResNet encoder (stride-1 stem), U-Net decoder + head per pixel task, patch heads; runs only tasks asked."
     arch, default_encoder, default_tasks = 'cerberus', 'resnet34', 'gland,lumen,nuclei,pclass'
 
     def __init__(self, tasks='gland,lumen,nuclei,pclass', encoder: str = 'resnet34', pclass_size: int = 144):
@@ -116,12 +121,13 @@ class CerberusNet(TaskModel):
         for part in (self.bottleneck, self.decoders, self.heads):
             if part is not None: kaiming_init(part)
         self.config = dict(arch=self.arch, tasks=task_names(self.tasks), encoder=encoder, pclass_size=pclass_size,
-                           output_stride=ENCODER_STRIDE, shared_decoder=False, decoder_channels=DECODER_CHANNELS[-1][-1])
+                           output_stride=ENCODER_STRIDE, shared_decoder=False,
+                           decoder_channels=DECODER_CHANNELS[-1][-1])
 
     @classmethod
-    def check_args(cls, tasks=None, encoder: str | None = None, output_stride: int = ENCODER_STRIDE, pclass_size: int = 144,
-                   **kwargs):
-        "Raise a `TilError` for arguments it cannot be built from (cheap: nothing is built); its output stride is 16, always."
+    def check_args(cls, tasks=None, encoder: str | None = None, output_stride: int = ENCODER_STRIDE,
+                   pclass_size: int = 144, **kwargs):
+        "Raise a `TilError` for arguments it cannot be built from (cheap: nothing built); output stride is always 16."
         super().check_args(tasks, encoder)
         if output_stride != ENCODER_STRIDE:
             raise TilError(f"arch 'cerberus' has output stride {ENCODER_STRIDE} only, not {output_stride}")
@@ -130,12 +136,14 @@ class CerberusNet(TaskModel):
                            f'not {pclass_size!r}')
 
     def asked_tasks(self, tasks=None) -> list[str]:
-        "The model's task names among `tasks` (a string 'a,b', names, `Task`s, or a batch's (B, n_tasks) flags; None: all), in the model's order."
+        "Model's task names among `tasks` ('a,b', names, `Task`s, batch flags (B, n_tasks); None: all), in model order."
         if tasks is None: return task_names(self.tasks)
-        if isinstance(tasks, torch.Tensor): return [t.name for t, f in zip(self.tasks, tasks.bool().any(0).tolist()) if f]
+        if isinstance(tasks, torch.Tensor):
+            return [t.name for t, f in zip(self.tasks, tasks.bool().any(0).tolist()) if f]
         wanted = set(task_names(tasks))
         missing = wanted - set(self.heads)
-        if missing: raise TilError(f'this model has no task {", ".join(sorted(missing))} (its tasks: {", ".join(self.heads)})')
+        if missing:
+            raise TilError(f'this model has no task {", ".join(sorted(missing))} (its tasks: {", ".join(self.heads)})')
         return [t.name for t in self.tasks if t.name in wanted]
 
     def forward(self, x, tasks=None) -> dict:

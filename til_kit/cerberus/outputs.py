@@ -18,30 +18,37 @@ __all__ = ['OBJECT_FILES', 'OBJECT_STEPS', 'TYPE_TASKS', 'OBJECT_COLORS', 'PCLAS
            'slide_objects', 'class_shares', 'object_overview', 'object_outputs']
 
 # %% ../../nbs/10f_cerberus_infer.ipynb #d9dae23f
-OBJECT_FILES = dict(objects='objects.geojson', pclass='pclass.tif')  # besides <task>.tif and <task>.csv, overview.png and summary.json
-OBJECT_STEPS = {  # instance task → (post-processing of interior and contour at `scale`, the task whose objects hold its own)
+# besides <task>.tif and <task>.csv, overview.png and summary.json
+OBJECT_FILES = dict(objects='objects.geojson', pclass='pclass.tif')
+# instance task → (post-processing of interior and contour at `scale`, the task whose objects hold its own)
+OBJECT_STEPS = {
     'gland': (lambda interior, contour, scale: gland_instances(interior, contour, scale=scale), None),
     'lumen': (lambda interior, contour, scale: lumen_instances(interior, contour, scale=scale), 'gland'),
     'nuclei': (lambda interior, contour, scale: nuclei_instances(interior, contour), None)}  # containers first
 TYPE_TASKS = {t.objects: t for t in tasks_of_kind('types')}  # instance task → the task typing its objects
 OBJECT_COLORS = {'gland': (255, 200, 0), 'lumen': (0, 200, 255), 'nuclei': (40, 220, 40)}
-PCLASS_COLORS = np.array([[255, 255, 255], [31, 119, 180], [214, 39, 40], [255, 127, 14], [148, 103, 189], [140, 86, 75],
-                          [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]], np.uint8)  # 0 off tissue, then one per class
+PCLASS_COLORS = np.array([[255, 255, 255], [31, 119, 180], [214, 39, 40], [255, 127, 14], [148, 103, 189],
+                          # 0 off tissue, then one per class
+                          [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]], np.uint8)
 
 def region_instances(task: str, probs: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    "Int32 instances of `task` from its interior and contour probabilities (2, h, w); `scale` = resolution relative to 0.5 µm/px."
+    "Int32 instances of `task` from interior and contour probabilities (2, h, w); `scale`: resolution vs 0.5 µm/px."
     return OBJECT_STEPS[task][0](probs[0], probs[1], scale)
 
+# %% ../../nbs/10f_cerberus_infer.ipynb #84c89fb8
 def shifted_row(row: dict, new_id: int, dx: int, dy: int) -> dict:
     "An `object_table` row of a region moved by (dx, dy) into the whole grid, with id `new_id`."
     x, y = row['centroid']
     b = row['box']
-    return dict(row, id=new_id, centroid=(x + dx, y + dy), box=[b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy], contour=row['contour'] + [dx, dy])
+    return dict(row, id=new_id, centroid=(x + dx, y + dy), box=[b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy],
+                contour=row['contour'] + [dx, dy])
 
+# %% ../../nbs/10f_cerberus_infer.ipynb #e1dae902
 def slide_objects(maps: dict, task: str, plan: Plan, store: Path, glands=None, margin: int | None = None) -> tuple:
-    "(int32 zarr labels of the grid, object rows in grid px) of `task`, block by block with `margin` (default: a window); lumens kept in `glands`."
+    "(int32 zarr labels, object rows in grid px) of `task`, by blocks + `margin` (default window); lumens in `glands`."
     H, W = plan.height, plan.width
-    labels = zarr.create_array(store, name=task, shape=(H, W), chunks=(plan.block,) * 2, dtype=np.int32, fill_value=0, overwrite=True)
+    labels = zarr.create_array(store, name=task, shape=(H, W), chunks=(plan.block,) * 2, dtype=np.int32, fill_value=0,
+                               overwrite=True)
     m, scale = plan.size if margin is None else margin, 0.5 / plan.spacing
     type_task = getattr(TYPE_TASKS.get(task), 'name', None)
     rows = []
@@ -53,7 +60,8 @@ def slide_objects(maps: dict, task: str, plan: Plan, store: Path, glands=None, m
         inst, parent = region_instances(task, probs, scale), None
         if glands is not None: inst, parent = lumens_in_glands(inst, np.asarray(glands[ry0:ry1, rx0:rx1]), scale=scale)
         types = np.asarray(maps[type_task][ry0:ry1, rx0:rx1]) if type_task in maps else None
-        mine = [r for r in object_table(inst, types, probs[0], parent) if y0 <= r['centroid'][1] + ry0 < y1 and x0 <= r['centroid'][0] + rx0 < x1]
+        mine = [r for r in object_table(inst, types, probs[0], parent) if y0 <= r['centroid'][1] + ry0 < y1
+                and x0 <= r['centroid'][0] + rx0 < x1]
         if not mine: continue
         lut = np.zeros(inst.max() + 1, np.int32)
         for r in mine:
@@ -63,6 +71,7 @@ def slide_objects(maps: dict, task: str, plan: Plan, store: Path, glands=None, m
         labels[ry0:ry1, rx0:rx1] = np.where(new > 0, new, np.asarray(labels[ry0:ry1, rx0:rx1]))
     return labels, rows
 
+# %% ../../nbs/10f_cerberus_infer.ipynb #c6f394ac
 def class_shares(pclass, plan: Plan, classes=PATCH_CLASSES) -> dict[str, float]:
     "Share of the classified tissue in each patch class, counted block by block (0 = off tissue is not counted)."
     counts = np.zeros(len(classes) + 1, np.int64)
@@ -74,26 +83,34 @@ def class_shares(pclass, plan: Plan, classes=PATCH_CLASSES) -> dict[str, float]:
 
 # %% ../../nbs/10f_cerberus_infer.ipynb #7318dd2d
 def object_overview(thumb: np.ndarray, labels: dict, pclass, title: str):
-    "The thumbnail beside it with tissue classes and object outlines (each task's colour); `labels`/`pclass` any resolution covering the thumbnail."
+    "Thumbnail beside it: tissue classes, object outlines (task colours); `labels`/`pclass` any resolution covering it."
     import matplotlib.pyplot as plt
     h, w = thumb.shape[:2]
     shown = thumb.copy()
-    if pclass is not None: shown = label_overlay(shown, np.asarray(Rescaled(pclass, (h, w))[0:h, 0:w]), PCLASS_COLORS, alpha=0.35, ignore=0)
-    for task, lab in labels.items(): shown[find_boundaries(np.asarray(Rescaled(lab, (h, w))[0:h, 0:w]), mode='inner')] = OBJECT_COLORS[task]
+    if pclass is not None:
+        shown = label_overlay(shown, np.asarray(Rescaled(pclass, (h, w))[0:h, 0:w]), PCLASS_COLORS, alpha=0.35,
+                              ignore=0)
+    for task, lab in labels.items():
+        shown[find_boundaries(np.asarray(Rescaled(lab, (h, w))[0:h, 0:w]), mode='inner')] = OBJECT_COLORS[task]
     fig, axs = plt.subplots(1, 2, figsize=(14, 7 * h / w + 0.8))
-    axs[0].imshow(thumb); axs[0].set_title('image')
-    axs[1].imshow(shown); axs[1].set_title('objects' + (' and tissue classes' if pclass is not None else ''))
+    axs[0].imshow(thumb)
+    axs[0].set_title('image')
+    axs[1].imshow(shown)
+    axs[1].set_title('objects' + (' and tissue classes' if pclass is not None else ''))
     handles = legend_handles(list(labels), [OBJECT_COLORS[t] for t in labels])
     if pclass is not None:
         present = np.unique(np.asarray(Rescaled(pclass, (h, w))[0:h, 0:w]))
-        handles += legend_handles([PATCH_CLASSES[v - 1] for v in present if v], [PCLASS_COLORS[v] for v in present if v])
+        handles += legend_handles([PATCH_CLASSES[v - 1] for v in present if v],
+                                  [PCLASS_COLORS[v] for v in present if v])
     if handles: axs[1].legend(handles=handles, loc='lower right', fontsize=8)
     for a in axs: a.axis('off')
-    fig.suptitle(title); fig.tight_layout()
+    fig.suptitle(title)
+    fig.tight_layout()
     return fig
 
+# %% ../../nbs/10f_cerberus_infer.ipynb #f2a7c6fb
 def object_outputs(pred: Prediction, folder: Path, summary: dict):
-    "Cerberus' writer: instance TIFFs, CSV tables, objects.geojson and pclass.tif into `folder`, counts into `summary`; returns the overview."
+    "Cerberus writer: instance TIFFs, CSVs, objects.geojson, pclass.tif to `folder`, counts to `summary`; → overview."
     maps, plan, shape0, spacing0 = pred.maps, pred.plan, pred.shape0, pred.spacing0
     features, drawn, made = [], {}, {}
     for task, (_, container) in OBJECT_STEPS.items():

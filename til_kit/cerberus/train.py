@@ -5,6 +5,8 @@
 # %% ../../nbs/10d_cerberus_train.ipynb #c9d7a0b3
 from __future__ import annotations
 import fnmatch, json
+from dataclasses import asdict
+from fastcore.meta import delegates
 from pathlib import Path
 import numpy as np, torch, yaml
 from fastai.callback.core import Callback
@@ -14,7 +16,7 @@ from ..core import *
 from ..io import IMAGE_EXTS
 from .data import CerberusDataset, cerberus_dataloaders
 from .model import CerberusNet
-from ..learner import task_learner, fit_and_write, writable_dir, train_til
+from ..learner import TrainOptions, task_learner, fit_and_write, writable_dir, train_til
 from ..factory import load_model
 
 # %% auto #0
@@ -23,18 +25,21 @@ __all__ = ['FILE_PATHS', 'TIGER_ONLY', 'CERBERUS_ONLY', 'TIGER_KINDS', 'as_list'
            'train_cerberus', 'is_cerberus_run', 'train_run']
 
 # %% ../../nbs/10d_cerberus_train.ipynb #ce27cfe8
-FILE_PATHS = ('data', 'valid', 'pclass', 'init', 'weights')  # options of a training file that are paths, relative to the file
+# options of a training file that are paths, relative to the file
+FILE_PATHS = ('data', 'valid', 'pclass', 'init', 'weights')
 
 def as_list(v) -> list:
     "A list from a list, a comma-separated string or None."
     if v is None: return []
     return [str(x).strip() for x in (v.split(',') if isinstance(v, str) else v) if str(x).strip()]
 
+# %% ../../nbs/10d_cerberus_train.ipynb #b9ee08e3
 def read_train_file(path, options) -> dict:
-    "The options in YAML training file `path`, checked against `options` (names); paths (`FILE_PATHS`, lists joined by commas) made relative to the file's folder."
+    "Options in YAML training file `path`, checked against `options`; paths (`FILE_PATHS`, comma lists) relative to it."
     path = Path(path)
     try: opts = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e: raise TilError(f'{path}: not a readable YAML file ({type(e).__name__})') from None
+    except (OSError, yaml.YAMLError) as e:
+        raise TilError(f'{path}: not a readable YAML file ({type(e).__name__})') from None
     if not isinstance(opts, dict): raise TilError(f'{path}: expected option: value lines, found {type(opts).__name__}')
     unknown = sorted(set(opts) - set(options))
     if unknown: raise TilError(f'{path}: unknown option {", ".join(unknown)} (known: {", ".join(sorted(options))})')
@@ -42,28 +47,33 @@ def read_train_file(path, options) -> dict:
         if opts[k] is not None: opts[k] = ','.join(str(path.parent / p) for p in as_list(opts[k]))
     return opts
 
+# %% ../../nbs/10d_cerberus_train.ipynb #5947b0b5
 def merge_options(from_file: dict, given: dict, defaults: dict) -> dict:
-    "`given` (command-line values) over `from_file` over `defaults`: a command-line value wins where it is not its default."
+    "`given` (command-line values) over `from_file` over `defaults`: a command-line value wins unless at its default."
     return {k: given[k] if given[k] != defaults[k] or k not in from_file else from_file[k] for k in given}
 
 # %% ../../nbs/10d_cerberus_train.ipynb #7158f594
 def patch_folder_tasks(d: Path, size: int) -> list[str]:
     "The tasks patch folder `d` labels; a `TilError` if it is not a `til_extract_patches` folder with windows ≥ `size`."
     meta = d / 'patches.json'
-    if not meta.is_file(): raise TilError(f'{d}: not a patch folder (no patches.json; make one with til_extract_patches)')
+    if not meta.is_file():
+        raise TilError(f'{d}: not a patch folder (no patches.json; make one with til_extract_patches)')
     info = json.loads(meta.read_text())
-    if info['window'] < size: raise TilError(f"{d}: windows of {info['window']} px are smaller than the {size}-px training tile (--size)")
+    if info['window'] < size:
+        raise TilError(f"{d}: windows of {info['window']} px are smaller than the {size}-px training tile (--size)")
     if not info['patches']: raise TilError(f'{d}: no patches')
     return info['tasks']
 
+# %% ../../nbs/10d_cerberus_train.ipynb #c5b09165
 def check_cerberus_data(patch_dirs, tasks, pclass_dir=None, size: int = 256):
-    "Raise a `TilError` naming the first problem: a bad patch folder, a pixel task no folder labels, a missing patch-class folder."
+    "Raise a `TilError` at the first problem: bad patch folder, pixel task no folder labels, no patch-class folder."
     labelled = {t for d in patch_dirs for t in patch_folder_tasks(Path(d), size)}
     for t in parse_tasks(tasks):
         if t.kind == 'classification' and (pclass_dir is None or not Path(pclass_dir).is_dir()):
             raise TilError(f'task {t.name} needs a patch-class folder (--pclass): {pclass_dir} is not one')
         if t.kind != 'classification' and t.name not in labelled:
-            raise TilError(f'task {t.name}: no patch folder labels it (they label {", ".join(sorted(labelled)) or "nothing"})')
+            raise TilError(f'task {t.name}: no patch folder labels it (they label '
+                           f'{", ".join(sorted(labelled)) or "nothing"})')
 
 # %% ../../nbs/10d_cerberus_train.ipynb #9ed82209
 def source_name(path) -> str:
@@ -71,18 +81,23 @@ def source_name(path) -> str:
     p = Path(path)
     return p.name.rsplit('_y', 1)[0] if p.suffix == '.npz' else p.stem
 
+# %% ../../nbs/10d_cerberus_train.ipynb #f56f6dcb
 def training_groups(patch_dirs, pclass_dir=None) -> dict[Path, list[str]]:
     "{folder: sorted source names}: one group per patch folder and one per class folder of `pclass_dir`."
-    folders = [Path(d) for d in patch_dirs] + (sorted(d for d in Path(pclass_dir).iterdir() if d.is_dir()) if pclass_dir else [])
-    return {d: sorted({source_name(p) for p in d.iterdir() if p.suffix == '.npz' or p.suffix.lower() in IMAGE_EXTS}) for d in folders}
+    folders = [Path(d) for d in patch_dirs] + (sorted(d for d in Path(pclass_dir).iterdir() if d.is_dir())
+                                               if pclass_dir else [])
+    return {d: sorted({source_name(p) for p in d.iterdir() if p.suffix == '.npz' or p.suffix.lower() in IMAGE_EXTS})
+            for d in folders}
 
+# %% ../../nbs/10d_cerberus_train.ipynb #97b61a07
 def held_out(groups: dict, hold_out=None, valid_pct: float = 0.2, seed: int = 0) -> set[tuple[Path, str]]:
-    "(folder, image) pairs for validation: those matching a `hold_out` pattern, else `valid_pct` of each group drawn with `seed`."
+    "(folder, image) validation pairs: those matching `hold_out` patterns, else `valid_pct` of each group (`seed`)."
     pairs = {(d, n) for d, names in groups.items() for n in names}
     if hold_out:
         pats = as_list(hold_out)
         for p in pats:
-            if not any(fnmatch.fnmatchcase(n, p) for _, n in pairs): raise TilError(f'--hold_out {p}: matches no image of the training folders')
+            if not any(fnmatch.fnmatchcase(n, p) for _, n in pairs):
+                raise TilError(f'--hold_out {p}: matches no image of the training folders')
         valid = {(d, n) for d, n in pairs if any(fnmatch.fnmatchcase(n, p) for p in pats)}
     else:
         rng, valid = np.random.default_rng(seed), set()
@@ -95,18 +110,19 @@ def held_out(groups: dict, hold_out=None, valid_pct: float = 0.2, seed: int = 0)
 
 # %% ../../nbs/10d_cerberus_train.ipynb #3d292e1f
 class TrainOnly(Callback):
-    "Train only `task`'s decoder and head (`TaskModel.train_only`): other weights get no gradient, their BatchNorm statistics stay."
+    "Train only `task`'s decoder and head (`TaskModel.train_only`): other weights get no gradient, keep BN statistics."
     order = 1  # after TrainEvalCallback has put the model in training mode
     def __init__(self, task: str): self.task = task
     def before_fit(self): self.model.train_only(self.task)
 
 # %% ../../nbs/10d_cerberus_train.ipynb #4ec41f60
-def train_cerberus(data, out, tasks=None, pclass=None, hold_out=None, valid_pct: float = 0.2, encoder: str | None = None,
-                   pclass_size: int = 144, init=None, train_only: str | None = None, weights=None, epochs: int = 10, bs: int = 8,
-                   size: int = 256, lr: float = 1e-3, epoch_len: int | None = None, task_weights='equal', seed: int = 0,
-                   workers: int = 0, precision: str = 'auto', progress: bool = True) -> Learner:
-    "Train a `CerberusNet` on patch folders `data` (a list or comma-separated) and tiles in `pclass`, validating on held-out images; write its files to `out`."
-    args = dict(locals())
+@delegates(TrainOptions)
+def train_cerberus(data, out, tasks=None, pclass=None, hold_out=None, valid_pct: float = 0.2,
+                   encoder: str | None = None, pclass_size: int = 144, init=None, train_only: str | None = None,
+                   weights=None, **kwargs) -> Learner:
+    "Train a `CerberusNet` on patch folders `data` and `pclass` tiles, validating on held-out images; files into `out`."
+    opts = TrainOptions(**kwargs)
+    args = {**{k: v for k, v in locals().items() if k not in ('kwargs', 'opts')}, **asdict(opts)}
     start = None
     if init is not None:
         start, cfg = load_model(init)
@@ -117,24 +133,28 @@ def train_cerberus(data, out, tasks=None, pclass=None, hold_out=None, valid_pct:
     if tasks is None: raise TilError('name the tasks (--tasks, e.g. gland,lumen,nuclei,pclass)')
     if train_only is not None:
         if start is None: raise TilError('--train_only trains one head of a trained model: give the model with --init')
-        if train_only not in [t.name for t in parse_tasks(tasks)]: raise TilError(f"--train_only {train_only}: not a task of the model ({tasks if isinstance(tasks, str) else ','.join(tasks)})")
+        if train_only not in [t.name for t in parse_tasks(tasks)]:
+            raise TilError(f"--train_only {train_only}: not a task of the model "
+                           f"({tasks if isinstance(tasks, str) else ','.join(tasks)})")
     CerberusNet.check_args(tasks, encoder, pclass_size=pclass_size)
     patch_dirs = [Path(p) for p in as_list(data)]
     used = train_only or tasks
-    check_cerberus_data(patch_dirs, used, pclass, size)
+    check_cerberus_data(patch_dirs, used, pclass, opts.size)
     uses_pclass = any(t.kind == 'classification' for t in parse_tasks(used))
-    valid = held_out(training_groups(patch_dirs, pclass if uses_pclass else None), hold_out, valid_pct, seed)
+    valid = held_out(training_groups(patch_dirs, pclass if uses_pclass else None), hold_out, valid_pct, opts.seed)
     out = writable_dir(out)
     args['held_out'] = sorted({n for _, n in valid})
     is_valid = lambda p: (p.parent, source_name(p)) in valid
-    data = dict(patch_dirs=patch_dirs, tasks=tasks, size=size, pclass_dir=pclass, pclass_size=pclass_size, use=used)
-    set_seed(seed)
-    dls = cerberus_dataloaders(CerberusDataset(**data, keep=lambda p: not is_valid(p)), CerberusDataset(**data, train=False, keep=is_valid),
-                               bs, epoch_len, workers, device=default_device())
+    data = dict(patch_dirs=patch_dirs, tasks=tasks, size=opts.size, pclass_dir=pclass, pclass_size=pclass_size,
+                use=used)
+    set_seed(opts.seed)
+    dls = cerberus_dataloaders(CerberusDataset(**data, keep=lambda p: not is_valid(p)),
+                               CerberusDataset(**data, train=False, keep=is_valid), opts.bs, opts.epoch_len,
+                               opts.workers, device=default_device())
     model = CerberusNet.build(tasks, encoder, pclass_size=pclass_size)
-    learn = task_learner(dls, model, weights=weights, task_weights=task_weights, path=out)
+    learn = task_learner(dls, model, weights=weights, task_weights=opts.task_weights, path=out)
     if start is not None: learn.model.load_state_dict(start.state_dict())
-    return fit_and_write(learn, args, epochs, lr, seed, precision, progress, cbs=[TrainOnly(train_only)] if train_only else None)
+    return fit_and_write(learn, args, opts, cbs=[TrainOnly(train_only)] if train_only else None)
 
 # %% ../../nbs/10d_cerberus_train.ipynb #830e60cf
 TIGER_ONLY = ('valid', 'shared_decoder', 'decoder_channels', 'stats', 'lymph_target')
@@ -143,13 +163,14 @@ CERBERUS_ONLY = ('pclass', 'hold_out', 'init', 'train_only', 'pclass_size')
 TIGER_KINDS = ('segmentation', 'detection')  # the kinds of task a TIGER folder labels
 
 def is_cerberus_run(opts: dict) -> bool:
-    "A run with tasks a TIGER folder does not label, Cerberus' arch or a starting model; otherwise a TIL run on TIGER data."
+    "A run with tasks a TIGER folder does not label, Cerberus' arch or a starting model; else a TIL run on TIGER data."
     tasks = as_list(opts.get('tasks'))
     other_kinds = bool(tasks) and any(t.kind not in TIGER_KINDS for t in parse_tasks(tasks))
     return opts.get('arch') == 'cerberus' or opts.get('init') is not None or other_kinds
 
+# %% ../../nbs/10d_cerberus_train.ipynb #256a11bc
 def train_run(opts: dict, defaults: dict, progress: bool = True) -> Learner:
-    "What `til_train` runs: `train_cerberus` or `train_til` with `opts`, refusing options (changed from `defaults`) that belong to the other."
+    "What `til_train` runs: `train_cerberus` or `train_til` with `opts`; refuses the other's options (off `defaults`)."
     cerberus = is_cerberus_run(opts)
     other = TIGER_ONLY if cerberus else CERBERUS_ONLY
     wrong = [k for k in other if opts.get(k, defaults.get(k)) != defaults.get(k)]
