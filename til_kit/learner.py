@@ -359,7 +359,7 @@ def writable_dir(path) -> Path:
     except OSError as e: raise TilError(f'{path}: output folder not writable ({e.strerror})') from None
     return path
 
-# %% ../nbs/07_learner.ipynb #bd35bf20
+# %% ../nbs/07_learner.ipynb #f0b04960
 @dataclass(frozen=True)
 class TrainOptions:
     "The options every training run shares, whatever the system."
@@ -381,7 +381,7 @@ class TrainOptions:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1: raise TilError(f'--{name} must be a positive whole number, not {v!r}')
 
-# %% ../nbs/07_learner.ipynb #b20a28cd
+# %% ../nbs/07_learner.ipynb #9e91f9c3
 @delegates(TrainOptions)
 def train_til(data, out, tasks='tissue,lymph', valid=None, valid_pct: float = 0.2, arch: str = 'deeplabv3plus',
               encoder: str | None = None, shared_decoder: bool = False, decoder_channels: int = 256, weights=None,
@@ -398,12 +398,12 @@ def train_til(data, out, tasks='tissue,lymph', valid=None, valid_pct: float = 0.
     rois = checked_rois(data, opts.progress)
     valid_rois = checked_rois(valid, opts.progress) if valid is not None else None
     set_seed(opts.seed)
-    dls = tiger_dataloaders(rois, tasks, valid_rois, valid_pct, opts.size, opts.bs, opts.epoch_len, opts.workers, opts.seed,
-                            device=default_device(), lymph_target=lymph_target, stats=STATS[stats])
+    dls = tiger_dataloaders(rois, tasks, valid_rois, valid_pct, opts.size, opts.bs, opts.epoch_len, opts.workers,
+                            opts.seed, device=default_device(), lymph_target=lymph_target, stats=STATS[stats])
     learn = task_learner(dls, cls.build(**build), weights=weights, task_weights=opts.task_weights, path=out)
     return fit_and_write(learn, args, opts)
 
-# %% ../nbs/07_learner.ipynb #5166af0a
+# %% ../nbs/07_learner.ipynb #dbdc61c9
 def fit_and_write(learn: Learner, args: dict, opts: TrainOptions, cbs=None) -> Learner:
     "Train `learn` resumably; write `model.pth`, `metrics.json` (with `args`) and `curves.png` into `learn.path`."
     out = Path(learn.path)
