@@ -5,7 +5,7 @@
 # %% ../nbs/11_cli.ipynb #72cd7ef7
 from __future__ import annotations
 import inspect, json, sys, warnings
-from functools import wraps
+from functools import partial, wraps
 # raised by fastai's imports on recent torch: noise to users
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from pathlib import Path
@@ -26,14 +26,19 @@ from .cerberus.data import extract_patches
 __all__ = ['user_errors', 'til_synth', 'til_validate', 'til_train', 'til_infer', 'til_eval', 'til_demo', 'til_extract_patches']
 
 # %% ../nbs/11_cli.ipynb #aeb0f71a
-def user_errors(f):
-    "Report a `TilError` from `f` as one line `prog: error: message` and exit with status 1."
+def user_errors(f=None, *, resumes: bool = False):
+    "Report a `TilError` from `f` as one line `prog: error: message`, exit 1; Ctrl-C as one line, exit 130."
+    if f is None: return partial(user_errors, resumes=resumes)
     @wraps(f)
     def _f(*args, **kwargs):
+        prog = Path(sys.argv[0]).name
         try: return f(*args, **kwargs)
         except TilError as e:
-            print(f'{Path(sys.argv[0]).name}: error: {e}', file=sys.stderr)
+            print(f'{prog}: error: {e}', file=sys.stderr)
             sys.exit(1)
+        except KeyboardInterrupt:
+            print(f'{prog}: interrupted' + (' — run the same command again to resume' if resumes else ''), file=sys.stderr)
+            sys.exit(130)
     return _f
 
 # %% ../nbs/11_cli.ipynb #d7a8d152
@@ -61,7 +66,7 @@ def til_validate(path: Param('a TIGER folder (the one holding wsirois/) or its w
 
 # %% ../nbs/11_cli.ipynb #189e3ebd
 @call_parse
-@user_errors
+@user_errors(resumes=True)
 def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerberus tasks, patch folders from '
                           'til_extract_patches, comma-separated; or a YAML file of options', str),
               tasks: Param('comma-separated: tissue,lymph (default), tissue or lymph on TIGER data; some of '
@@ -109,7 +114,7 @@ def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerber
 
 # %% ../nbs/11_cli.ipynb #ce53f8a4
 @call_parse
-@user_errors
+@user_errors(resumes=True)
 def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, .jpg), or a folder of them', str),
               model: Param('model file written by til_train (model.pth)', str),
               out: Param('output folder: one sub-folder per input (TIL: tissue.tif, detections.json, cells.geojson, '

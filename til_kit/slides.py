@@ -21,9 +21,10 @@ from .inference import PRECISIONS, window_starts, predict_batch, Blender, predic
 from .learner import writable_dir
 
 # %% auto #0
-__all__ = ['KIND_STORAGE', 'SLIDE_EXTS', 'IMAGE_ONLY_EXTS', 'tissue_mask', 'Plan', 'mask_region', 'plan_slide', 'WindowBatches',
-           'map_layout', 'stored_map', 'InferOptions', 'run_blocks', 'Rescaled', 'label_pyramid', 'Prediction',
-           'as_level0', 'write_outputs', 'model_tasks', 'infer_slide', 'infer_image', 'inference_inputs']
+__all__ = ['KIND_STORAGE', 'SPACING_RANGE', 'SLIDE_EXTS', 'IMAGE_ONLY_EXTS', 'tissue_mask', 'Plan', 'mask_region', 'plan_slide',
+           'WindowBatches', 'map_layout', 'stored_map', 'InferOptions', 'run_blocks', 'Rescaled', 'label_pyramid',
+           'Prediction', 'as_level0', 'write_outputs', 'model_tasks', 'checked_spacing', 'infer_slide', 'infer_image',
+           'inference_inputs']
 
 # %% ../nbs/09a_slides.ipynb #d7bee925
 def tissue_mask(thumb: np.ndarray, min_saturation: float = 0.07, min_frac: float = 5e-4) -> np.ndarray:
@@ -231,6 +232,9 @@ class Rescaled:
     def __init__(self, a, shape):
         self.a, self.shape, self.dtype, self.ndim = a, tuple(shape), a.dtype, 2
     def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)  # a[:], a[...], a[rows] and a[rows, cols] all work
+        key = tuple(k for k in key if k is not Ellipsis)
+        key += (slice(None),) * (2 - len(key))
         idx = [np.minimum(((np.arange(*k.indices(n)) + 0.5) * m / n).astype(int), m - 1)
                for k, n, m in zip(key, self.shape, self.a.shape)]
         if not all(len(i) for i in idx): return np.zeros([len(i) for i in idx], self.dtype)
@@ -306,8 +310,15 @@ def _fingerprint(model, cfg: dict, **settings) -> str:
     return h.hexdigest()
 
 
-def _check_spacing(spacing, path):
+SPACING_RANGE = (0.05, 20.0)  # µm/px that a microscope's level 0 can have; 72 dpi is 353, ASAP's unset 1 px/cm 10000
+
+def checked_spacing(spacing, path) -> float:
+    "The level-0 `spacing` (µm/px) of `path`; a `TilError` if it is missing or not a microscope's (`SPACING_RANGE`)."
     if not spacing: raise TilError(f'{path}: no spacing (µm/px) in its metadata: pass --spacing')
+    lo, hi = SPACING_RANGE
+    if not lo <= float(spacing) <= hi:
+        raise TilError(f"{path}: a spacing of {float(spacing):.3g} µm/px is not a microscope's ({lo}–{hi} µm/px): "
+                       'pass --spacing')
     return float(spacing)
 
 @delegates(InferOptions)
@@ -317,7 +328,7 @@ def infer_slide(model, cfg: dict, path, out, writer, spacing: float | None = Non
     path, out, opts = Path(path), Path(out), InferOptions(**kwargs).for_model(cfg)
     with Slide(path, spacing) as slide:
         slide.verify()
-        spacing0 = _check_spacing(slide.spacing, path)
+        spacing0 = checked_spacing(slide.spacing, path)
         if slide.n_channels < 3: raise TilError(f'{path}: not an RGB slide ({slide.n_channels} channel)')
         W, H = slide.size_at(cfg['spacing'])
         thumb, shape0 = slide.thumbnail(1024)[..., :3], slide.shapes[0]
@@ -348,7 +359,7 @@ def infer_slide(model, cfg: dict, path, out, writer, spacing: float | None = Non
 def infer_image(model, cfg: dict, path, out, writer, spacing: float | None = None, tasks=None, **kwargs) -> dict:
     "Predict one ROI or tile in memory, write its outputs with `writer` into `out/<image name>`; returns a summary."
     path, out, opts = Path(path), Path(out), InferOptions(**kwargs).for_model(cfg)
-    spacing0 = _check_spacing(spacing, path)
+    spacing0 = checked_spacing(spacing, path)
     original = image = read_image(path)
     shape0, keep = image.shape[:2], model_tasks(cfg, tasks)
     H, W = (max(1, round(n * spacing0 / cfg['spacing'])) for n in shape0)
