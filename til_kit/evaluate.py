@@ -6,11 +6,12 @@
 from __future__ import annotations
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
+import shapely
 from tqdm.auto import tqdm
 from .core import *
 from .io import *
@@ -20,19 +21,21 @@ from .metrics import *
 # %% auto #0
 __all__ = ['SLIDE_MASKS', 'SLIDE_CELLS', 'CONFUSION_TRUE', 'CONFUSION_PRED', 'TRUE_LUT', 'PRED_LUT', 'COUNT_NAMES', 'ITEM_SCORES',
            'GtItem', 'slide_items', 'gt_items', 'block_confusion', 'confusion_dice_counts', 'tissue_counts',
-           'array_reader', 'read_detections_um', 'step_at', 'thin_froc', 'needed_output', 'evaluate_item', 'evaluate',
-           'plural', 'format_evaluation', 'write_evaluation', 'plot_confusion', 'plot_evaluation']
+           'array_reader', 'annotated_points', 'roi_region', 'detection_region', 'read_detections_um', 'step_at',
+           'thin_froc', 'needed_output', 'evaluate_item', 'evaluate', 'plural', 'format_evaluation', 'write_evaluation',
+           'plot_confusion', 'plot_evaluation']
 
 # %% ../nbs/09c_evaluate.ipynb #d23ea759
 @dataclass
 class GtItem:
-    "One ground-truth item: an ROI (PNG mask) or a slide (label TIFF); `cells` (N, 2) level-0 px, None if not labelled."
+    "An ROI (PNG mask) or a slide (label TIFF); `cells` (N, 2) level-0 px, None if not labelled; `rois`: see below."
     stem: str
     kind: str  # 'roi' or 'slide'
     spacing: float  # µm/px of level 0
     mask: Path | None = None
     cells: np.ndarray | None = None
     image: Path | None = None
+    rois: list = field(default_factory=list)  # a slide's annotated regions: (K, 2) level-0 px polygons
 
 # %% ../nbs/09c_evaluate.ipynb #9894b1b6
 # a slide's tissue truth: the first found
@@ -48,14 +51,18 @@ def _slide_spacing(stem: str, paths) -> float:
     raise TilError(f'slide {stem}: no spacing (µm/px) in its image or mask TIFF')
 
 def slide_items(gt) -> list[GtItem]:
-    "The slides of a TIGER folder's `wsi-level-annotations` that have a tissue mask or a cell XML."
+    "The slides of a TIGER folder's `wsi-level-annotations` that have a tissue mask or a cell XML (cells, regions)."
     d = wsi_dir(gt)
     def index(sub, pattern): return {p.stem: p for p in sorted((d / sub).glob(pattern))}
     images, xmls = index('images', '*.tif*'), index(SLIDE_CELLS, '*.xml')
     masks = {**index(SLIDE_MASKS[1], '*.tif*'), **index(SLIDE_MASKS[0], '*.tif*')}  # bcss wins
-    return [GtItem(s, 'slide', _slide_spacing(s, (images.get(s), masks.get(s))), masks.get(s),
-                   asap_points(read_asap_xml(xmls[s])) if s in xmls else None, images.get(s))
-            for s in sorted(masks.keys() | xmls.keys())]
+    items = []
+    for s in sorted(masks.keys() | xmls.keys()):
+        anns = read_asap_xml(xmls[s]) if s in xmls else None
+        items.append(GtItem(s, 'slide', _slide_spacing(s, (images.get(s), masks.get(s))), masks.get(s),
+                            None if anns is None else asap_points(anns), images.get(s),
+                            [] if anns is None else asap_polygons(anns)))
+    return items
 
 # %% ../nbs/09c_evaluate.ipynb #33db9039
 def gt_items(gt, roi_spacing: float = 0.5) -> list[GtItem]:
@@ -125,6 +132,37 @@ def array_reader(a: np.ndarray):
     "`Slide.read_level`-style access `(x, y, w, h)` to an in-memory (H, W) array."
     return lambda x, y, w, h: a[y:y + h, x:x + w]
 
+# %% ../nbs/09c_evaluate.ipynb #922678bf
+def annotated_points(read_gt, shape, xy, block: int = 4096) -> np.ndarray:
+    "Which level-0 points `xy` (N, 2) lie on an annotated pixel (truth > 0); reads only the blocks holding points."
+    (H, W), xy = shape, np.asarray(xy, float).reshape(-1, 2)
+    col, row = np.floor(xy).astype(int).T
+    on_image = (col >= 0) & (row >= 0) & (col < W) & (row < H)
+    out = np.zeros(len(xy), bool)
+    for by, bx in set(zip((row[on_image] // block).tolist(), (col[on_image] // block).tolist())):
+        y0, x0 = by * block, bx * block
+        sel = on_image & (row // block == by) & (col // block == bx)
+        g = read_gt(x0, y0, min(block, W - x0), min(block, H - y0))
+        out[sel] = g[row[sel] - y0, col[sel] - x0] > 0
+    return out
+
+# %% ../nbs/09c_evaluate.ipynb #58a18f90
+def roi_region(polygons, shape) -> shapely.Geometry:
+    "The union of region polygons (each (K, 2) level-0 px) within an image of `shape` (H, W)."
+    parts = [shapely.Polygon(p).buffer(0) for p in polygons if len(p) >= 3]
+    return shapely.unary_union(parts).intersection(shapely.box(0, 0, shape[1], shape[0]))
+
+# %% ../nbs/09c_evaluate.ipynb #ae09921d
+def detection_region(item: GtItem, shape, read_gt=None, annotated_px: int = 0, block: int = 4096):
+    "(inside(xy level-0 px) → bool (N,), area px, rule) of where `item`'s cells and predictions count (rules above)."
+    if item.rois:
+        region = roi_region(item.rois, shape)
+        return lambda xy: shapely.intersects_xy(region, *np.asarray(xy, float).reshape(-1, 2).T), region.area, 'rois'
+    if item.kind == 'slide' and annotated_px:
+        return partial(annotated_points, read_gt, shape, block=block), annotated_px, 'mask'
+    everywhere = lambda xy: np.ones(len(xy), bool)
+    return everywhere, annotated_px or shape[0] * shape[1], 'roi' if annotated_px else 'whole image'
+
 # %% ../nbs/09c_evaluate.ipynb #e150887d
 def read_detections_um(path) -> np.ndarray:
     "A TIGER detection JSON as (M, 3): x, y in µm of level 0, probability."
@@ -163,10 +201,10 @@ def _labels(path) -> Slide:
 
 def evaluate_item(item: GtItem, pred_dir, tissue: bool = True, detection: bool = True, radius_um: float = 4.0,
                   threshold: float = 0.5, block: int = 4096) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
-    "(row of counts and scores, cells (N, 2) µm, predictions (M, 3) µm) of one item; no cells or `detection`: None."
+    "(row of counts and scores, cells (N, 2) µm, predictions (M, 3) µm in its region); no cells/`detection`: None."
     paths = output_paths(pred_dir, item.stem)
     row = dict(stem=item.stem, kind=item.kind, spacing=item.spacing)
-    shape = None
+    shape, read_gt = None, None
     with ExitStack() as stack:
         if item.mask is not None:
             if item.kind == 'roi':
@@ -188,17 +226,18 @@ def evaluate_item(item: GtItem, pred_dir, tissue: bool = True, detection: bool =
                 row.update(tumor=counts[0:2], stroma=counts[2:4],
                            dice_tumor=dice_from_counts(*counts[0:2]) if counts[4] else None,
                            dice_stroma=dice_from_counts(*counts[2:4]) if counts[4] else None, confusion=confusion)
-    if item.cells is None or not detection: return row, None, None
-    if shape is None:  # a slide with cells and no mask: its image gives the area
-        with Slide(item.image) as s: shape = s.shapes[0]
-    gt, pred = as_points(item.cells)[:, :2] * item.spacing, read_detections_um(needed_output(paths['detections']))
-    kept = pred[pred[:, 2] >= threshold]
+        if item.cells is None or not detection: return row, None, None
+        if shape is None:  # a slide with cells and no mask: its image gives the area
+            with Slide(item.image) as s: shape = s.shapes[0]
+        inside, area_px, rule = detection_region(item, shape, read_gt, row.get('annotated_px', 0), block)
+        cells, pred = as_points(item.cells)[:, :2], read_detections_um(needed_output(paths['detections']))
+        gt, on = cells[inside(cells)] * item.spacing, inside(pred[:, :2] / item.spacing)
+    kept = pred[on & (pred[:, 2] >= threshold)]
     tp, fp, fn = detection_counts(gt, kept, radius_um)
-    whole = not row.get('annotated_px')
-    row.update(cells=len(gt), predictions=len(pred), kept=len(kept), tp=tp, fp=fp, fn=fn, **prf(tp, fp, fn),
-               area_mm2=area_mm2(shape[0] * shape[1] if whole else row['annotated_px'], item.spacing),
-               area_whole_image=whole)
-    return row, gt, pred
+    row.update(cells=len(gt), predictions=int(on.sum()), outside=int((~on).sum()), kept=len(kept), tp=tp, fp=fp,
+               fn=fn, **prf(tp, fp, fn), area_mm2=area_mm2(area_px, item.spacing), region=rule,
+               area_whole_image=rule == 'whole image')
+    return row, gt, pred[on]
 
 # %% ../nbs/09c_evaluate.ipynb #59621b5a
 def _tissue_totals(rows: list[dict]) -> dict:
@@ -294,6 +333,10 @@ def format_evaluation(res: dict) -> str:
                      if res['froc'] is not None else 'FROC       not scored: no annotated cell')
     if any(r.get('area_whole_image') for r in rows):
         lines.append('*          no tissue annotation: the whole image is its FROC area')
+    outside = [r['outside'] for r in rows if r.get('outside')]
+    if outside:
+        lines.append(f"outside    {plural(sum(outside), 'prediction')} outside the annotated regions of "
+                     f"{plural(len(outside), 'slide')}: not scored")
     for name, stems in (('missing', res['missing']), ('ignored', res['unmatched'])):
         if stems:
             lines.append(f"{name:<10} {', '.join(stems[:5])}{f' and {len(stems) - 5} more' if len(stems) > 5 else ''}")
