@@ -4,26 +4,31 @@
 
 # %% ../nbs/11_cli.ipynb #72cd7ef7
 from __future__ import annotations
-import inspect, json, sys, warnings
+import inspect, json, shutil, sys, warnings
 from functools import partial, wraps
 # raised by fastai's imports on recent torch: noise to users
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from pathlib import Path
+import numpy as np
 from fastcore.script import call_parse, Param, store_true
 from .core import TilError, tasks_of_kind
 from .synth import synthesize
-from .tiger import validate_tiger
+from .tiger import validate_tiger, challenge_inputs
 from .cerberus.train import train_run, read_train_file, merge_options
 from .factory import infer
+from .learner import writable_dir
+from .slides import checked_spacing, inference_inputs, IMAGE_ONLY_EXTS
+from .outputs import score_in_bulk, write_challenge_outputs
 from .evaluate import evaluate, format_evaluation, write_evaluation, plot_evaluation
-from .io import write_figure
+from .io import write_figure, Slide, read_slide_mask
 from .cerberus.evaluate import (is_cerberus_gt, evaluate_cerberus, format_cerberus_evaluation,
                                        plot_cerberus_evaluation)
 from .demo import run_demo, DEMO_SIZES
 from .cerberus.data import extract_patches
 
 # %% auto #0
-__all__ = ['user_errors', 'til_synth', 'til_validate', 'til_train', 'til_infer', 'til_eval', 'til_demo', 'til_extract_patches']
+__all__ = ['user_errors', 'til_synth', 'til_validate', 'til_train', 'tissue_mask_for', 'bulk_masks_for', 'til_infer', 'til_eval',
+           'til_demo', 'til_extract_patches']
 
 # %% ../nbs/11_cli.ipynb #aeb0f71a
 def user_errors(f=None, *, resumes: bool = False):
@@ -58,9 +63,9 @@ def til_synth(out: Param('output folder; must not exist unless --overwrite', str
 # %% ../nbs/11_cli.ipynb #0265cedb
 @call_parse
 @user_errors
-def til_validate(path: Param('a TIGER folder (the one holding wsirois/) or its wsirois/ folder', str)):
+def til_validate(path: Param('a TIGER folder (the one holding wsirois/ or wsibulk/), or one of those', str)):
     "Check every image, mask, COCO file, slide and XML of a TIGER-layout folder; exit 1 if any problem is found."
-    rep = validate_tiger(path, progress=sys.stderr.isatty())
+    rep = validate_tiger(path, progress=sys.stderr.isatty(), check_spacing=checked_spacing)
     print(rep)
     if not rep.ok: sys.exit(1)
 
@@ -112,6 +117,31 @@ def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerber
     train_run(given, defaults, progress=sys.stderr.isatty())
     print(f"wrote {Path(given['out']) / 'model.pth'}, metrics.json and curves.png")
 
+# %% ../nbs/11_cli.ipynb #b14fb289
+def tissue_mask_for(files: list[Path], mask) -> np.ndarray | None:
+    "The tissue mask file `mask` of the one slide in `files`, read as the engine takes it (None without a mask)."
+    if mask is None: return None
+    if len(files) != 1 or files[0].suffix.lower() in IMAGE_ONLY_EXTS:
+        raise TilError(f'--mask {mask}: a tissue mask belongs to one slide, and INPUT is not one slide')
+    with Slide(files[0]) as s: return read_slide_mask(mask, s.shapes[0])
+
+# %% ../nbs/11_cli.ipynb #7f8957cf
+def bulk_masks_for(files: list[Path], bulk) -> dict[str, Path]:
+    "Slide stem → tumour-bulk mask: `bulk` for one slide, or `bulk/<stem>.tif` from a folder; each fits its slide."
+    if bulk is None: return {}
+    bulk, slides = Path(bulk), [f for f in files if f.suffix.lower() not in IMAGE_ONLY_EXTS]
+    if bulk.is_dir(): found = {f.stem: next(iter(sorted(bulk.glob(f'{f.stem}.tif*'))), None) for f in slides}
+    elif len(slides) == 1 and len(files) == 1: found = {slides[0].stem: bulk}
+    else: raise TilError(f'--bulk {bulk}: one mask file belongs to one slide; give a folder of masks named after '
+                         'the slides')
+    missing = [stem for stem, m in found.items() if m is None or not m.exists()]
+    if missing or not found:
+        raise TilError(f"--bulk {bulk}: no tumour-bulk mask for {len(missing) or 'any'} slide(s) of INPUT"
+                       + (f', e.g. {missing[0]}' if missing else ''))
+    for f in slides:
+        with Slide(f) as s: read_slide_mask(found[f.stem], s.shapes[0], max_side=512)
+    return found
+
 # %% ../nbs/11_cli.ipynb #ce53f8a4
 @call_parse
 @user_errors(resumes=True)
@@ -134,18 +164,37 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
               block: Param('slide block side in pixels: larger blocks repeat fewer border windows and need more memory',
                            int) = 4096,
               threshold: Param('lymphocyte probability above which a heatmap peak is a cell', float) = 0.5,
-              device: Param('cpu or cuda (default: cuda if available)', str) = None):
+              device: Param('cpu or cuda (default: cuda if available)', str) = None,
+              mask: Param("tissue mask TIFF (non-zero: tissue) used instead of til_kit's own; INPUT must be one slide",
+                          str) = None,
+              bulk: Param('tumour-bulk mask TIFF (e.g. wsibulk/annotations-tumor-bulk/masks/NAME.tif), or a folder of '
+                          'them named after the slides: the TIL score counts only stroma inside it', str) = None,
+              tiger: Param("INPUT is TIGER's challenge /input (one slide, its tissue mask in images/); OUT (/output) "
+                           'gets segmentation.tif, detected-lymphocytes.json and til-score.json as the challenge '
+                           'expects', store_true) = False):
     "Predict slides, ROIs, tiles: tissue, lymphocytes, TIL score (TIL models) or instances, tissue classes (Cerberus)."
     # an interrupted slide resumes where it stopped
     kw = dict(size=size, overlap=overlap, bs=bs, tta=tta, precision=precision, threshold=threshold, workers=workers,
               block=block)
+    final = None
+    if tiger:
+        input, given_mask = challenge_inputs(input)
+        mask, tasks, final = mask or given_mask, tasks or 'tissue,lymph', writable_dir(out)
+        out = final / '.til_kit-challenge'
+    files = inference_inputs(input)
+    kw['mask'], bulks = tissue_mask_for(files, mask), bulk_masks_for(files, bulk)
     for s in infer(input, model, out, spacing, tasks, device, progress=sys.stderr.isatty(), **kw):
+        if s['name'] in bulks: s = score_in_bulk(Path(out) / s['name'], bulks[s['name']])
         found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance')
                  if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
         if not found:
             found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s
                                                             else [])
         print(f"{s['name']}: {', '.join(found)} → {Path(out) / s['name']}")
+    if final is not None:
+        written = write_challenge_outputs(Path(out) / files[0].stem, final)
+        shutil.rmtree(out)
+        print('wrote ' + ', '.join(map(str, written)))
 
 # %% ../nbs/11_cli.ipynb #715b4043
 @call_parse

@@ -15,12 +15,12 @@ from PIL import Image
 from .core import *
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'POINT_TYPES', 'AREA_TYPES', 'OUTPUT_NAMES', 'atomic_path', 'write_json', 'write_figure', 'staged_dir',
-           'read_image', 'read_mask', 'write_png', 'pair_by_name', 'CocoCells', 'read_coco_cells', 'write_coco_cells',
-           'Annotation', 'read_asap_xml', 'asap_points', 'asap_polygons', 'write_asap_xml', 'tiff_spacing', 'Slide',
-           'write_tiff_levels', 'write_pyramid_tiff', 'write_label_tiff', 'write_tiger_detections',
-           'read_tiger_detections', 'qupath_feature', 'point_features', 'polygon_feature', 'write_geojson',
-           'write_til_score', 'output_paths']
+__all__ = ['IMAGE_EXTS', 'POINT_TYPES', 'AREA_TYPES', 'MULTIPLE_POINTS_SCHEMA', 'OUTPUT_NAMES', 'atomic_path', 'write_json',
+           'write_figure', 'staged_dir', 'read_image', 'read_mask', 'write_png', 'pair_by_name', 'CocoCells',
+           'read_coco_cells', 'write_coco_cells', 'Annotation', 'read_asap_xml', 'asap_points', 'asap_polygons',
+           'write_asap_xml', 'tiff_spacing', 'Slide', 'write_tiff_levels', 'write_pyramid_tiff', 'write_label_tiff',
+           'read_slide_mask', 'write_tiger_detections', 'read_tiger_detections', 'qupath_feature', 'point_features',
+           'polygon_feature', 'write_geojson', 'write_til_score', 'output_paths']
 
 # %% ../nbs/01_io.ipynb #b05d974a
 @contextmanager
@@ -371,6 +371,17 @@ def write_label_tiff(path, labels: np.ndarray, spacing: float, tile: int = 512, 
     "TIGER-style segmentation output: uint8 labels, tiled, LZW, nearest-neighbour pyramid, spacing stored."
     write_pyramid_tiff(path, np.asarray(labels, np.uint8), spacing, tile, compression, mean=False)
 
+# %% ../nbs/01_io.ipynb #73f11b10
+def read_slide_mask(path, shape0, max_side: int = 8192) -> np.ndarray:
+    "A mask TIFF of a slide of level-0 `shape0` (H, W) as bool, non-zero inside, long side ≤ `max_side` px."
+    with Slide(path) as m:
+        m.verify()
+        if m.n_channels != 1: raise TilError(f'{path}: not a mask (it has {m.n_channels} channels, a mask has one)')
+        (h, w), (H, W) = m.shapes[0], shape0
+        if abs(w * H - h * W) > 0.02 * W * h:
+            raise TilError(f'{path}: a {w}×{h} px mask does not fit its {W}×{H} px slide (another aspect ratio)')
+        return m.thumbnail(max_side) > 0
+
 # %% ../nbs/01_io.ipynb #22b40932
 def write_tiger_detections(path, points_px, probabilities, spacing: float):
     "Write level-0 pixel points (N, 2) with probabilities as TIGER's detection JSON (mm)."
@@ -380,6 +391,21 @@ def write_tiger_detections(path, points_px, probabilities, spacing: float):
         for (x, y), p in zip(mm, probabilities)
     ]
     write_json(path, {'type': 'Multiple points', 'version': {'major': 1, 'minor': 0}, 'points': pts})
+
+# %% ../nbs/01_io.ipynb #b7c4341f
+# what TIGER's grand-challenge accepts as detected-lymphocytes.json: `evaluations/multiple_points.json` of
+# github.com/DIAGNijmegen/pathology-tiger-algorithm-example, written out here as a dict
+_POINT = {'type': 'object', 'required': ['point'], 'additionalProperties': False,
+          'properties': {'name': {'type': 'string'}, 'type': {'enum': ['Point']},
+                         'point': {'type': 'array', 'items': {'type': 'number'}, 'minItems': 3, 'maxItems': 3},
+                         'probability': {'type': 'number', 'minimum': 0, 'maximum': 1}}}
+_WHOLE = {'type': 'number', 'minimum': 0, 'multipleOf': 1.0}
+MULTIPLE_POINTS_SCHEMA = {
+    'type': 'object', 'required': ['version', 'type', 'points'], 'additionalProperties': False,
+    'properties': {'name': {'type': 'string'}, 'type': {'enum': ['Multiple points']},
+                   'points': {'type': 'array', 'items': {'allOf': [_POINT]}},
+                   'version': {'type': 'object', 'properties': {'major': _WHOLE, 'minor': _WHOLE},
+                               'required': ['major', 'minor'], 'additionalProperties': False}}}
 
 # %% ../nbs/01_io.ipynb #63d702b8
 def read_tiger_detections(path, spacing: float) -> tuple[np.ndarray, np.ndarray]:

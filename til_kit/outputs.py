@@ -4,18 +4,21 @@
 
 # %% ../nbs/09b_outputs.ipynb #49482d37
 from __future__ import annotations
+import json, shutil
 from pathlib import Path
 import cv2, numpy as np
 from .core import *
 from .io import (write_tiff_levels, write_tiger_detections, write_geojson, point_features, polygon_feature,
-                        write_til_score, OUTPUT_NAMES)
+                        write_til_score, OUTPUT_NAMES, Slide, read_slide_mask, read_tiger_detections, write_json,
+                        atomic_path)
 from .metrics import find_peaks, til_from_counts
 from .learner import PEAK_MIN_DISTANCE_UM
-from .slides import Plan, Prediction, Rescaled, as_level0, label_pyramid
+from .slides import Plan, Prediction, Rescaled, as_level0, label_pyramid, mask_region
 
 # %% auto #0
-__all__ = ['TIGER_VALUES', 'TISSUE_REGIONS', 'LYMPH_COLOR', 'slide_cells', 'stroma_counts', 'tissue_polygons', 'overview_figure',
-           'til_outputs']
+__all__ = ['TIGER_VALUES', 'TISSUE_REGIONS', 'LYMPH_COLOR', 'CHALLENGE_OUTPUTS', 'slide_cells', 'stroma_counts',
+           'tissue_polygons', 'overview_figure', 'til_outputs', 'bulk_til_score', 'score_in_bulk',
+           'write_challenge_outputs']
 
 # %% ../nbs/09b_outputs.ipynb #0e29b1c7
 def slide_cells(lymph, plan: Plan, threshold: float = 0.5) -> np.ndarray:
@@ -34,13 +37,14 @@ def slide_cells(lymph, plan: Plan, threshold: float = 0.5) -> np.ndarray:
     return cells[np.argsort(-cells[:, 2], kind='stable')]
 
 # %% ../nbs/09b_outputs.ipynb #51b6c012
-def stroma_counts(tissue, plan: Plan, cells: np.ndarray) -> dict:
-    "Pixels of tissue, tumour and stroma, and cells lying in stroma, counted block by block."
+def stroma_counts(tissue, plan: Plan, cells: np.ndarray, region: np.ndarray | None = None) -> dict:
+    "Pixels of tissue, tumour and stroma, and cells in stroma, counted block by block; only in `region` if given."
     c = dict(tissue_px=0, tumor_px=0, stroma_px=0, cells_in_stroma=0)
     col, row = np.floor(cells[:, :2]).astype(int).T
     for b in sorted(plan.blocks):
         y0, x0, y1, x1 = plan.bounds(b)
         lab = np.asarray(tissue[y0:y1, x0:x1])
+        if region is not None: lab = np.where(mask_region(region, (plan.height, plan.width), y0, x0, y1, x1), lab, 0)
         stroma = np.isin(lab, TIGER_STROMA)
         c['tissue_px'] += int(np.count_nonzero(lab))
         c['stroma_px'] += int(stroma.sum())
@@ -128,3 +132,45 @@ def til_outputs(pred: Prediction, folder: Path, summary: dict):
     if 'til_score' in summary: title += f", TIL score {summary['til_score']:.1f}%"
     return overview_figure(pred.thumb, coarse, np.zeros((0, 3)) if cells is None else cells0,
                            shape0[1] / pred.thumb.shape[1], title)
+
+# %% ../nbs/09b_outputs.ipynb #5eec9250
+def bulk_til_score(folder, bulk, block: int = 4096) -> dict:
+    "Tissue, tumour and stroma px, cells in stroma and TIL score of `til_outputs`' files in `folder` inside `bulk`."
+    paths = {k: Path(folder) / v for k, v in OUTPUT_NAMES.items()}
+    for k in ('tissue', 'detections'):
+        if not paths[k].exists():
+            raise TilError(f'{paths[k]}: missing: a TIL score in the tumour bulk needs tissue and lymphocytes')
+    with Slide(paths['tissue']) as s:
+        (H, W), spacing0 = s.shapes[0], s.spacing
+        region = read_slide_mask(bulk, (H, W))
+        xy, _ = read_tiger_detections(paths['detections'], spacing0)
+        blocks = {(by, bx): [] for by in range(-(-H // block)) for bx in range(-(-W // block))}
+        c = stroma_counts(s.levels[0], Plan(W, H, spacing0, 0, 0, block, blocks), xy, region)
+    return dict(c, til_score=til_from_counts(c['cells_in_stroma'], c['stroma_px'], spacing0), spacing=spacing0)
+
+# %% ../nbs/09b_outputs.ipynb #ec5e4ce1
+def score_in_bulk(folder, bulk, block: int = 4096) -> dict:
+    "Make the TIL score of the outputs in `folder` the one inside the tumour bulk mask `bulk`; the new summary."
+    c, path = bulk_til_score(folder, bulk, block), Path(folder) / OUTPUT_NAMES['summary']
+    summary = json.loads(path.read_text())
+    summary.update(til_score_all_stroma=summary.get('til_score'), til_score=c['til_score'], bulk=str(bulk),
+                   bulk_stroma_mm2=area_mm2(c['stroma_px'], c['spacing']), bulk_cells_in_stroma=c['cells_in_stroma'])
+    write_json(path, summary, indent=1)
+    write_til_score(Path(folder) / OUTPUT_NAMES['til_score'], c['til_score'])
+    return summary
+
+# %% ../nbs/09b_outputs.ipynb #4981e361
+# TIGER challenge's /output layout (gcio.py of the public pathology-tiger-algorithm-example): our output → its path
+CHALLENGE_OUTPUTS = dict(tissue='images/breast-cancer-segmentation-for-tils/segmentation.tif',
+                         detections='detected-lymphocytes.json', til_score='til-score.json')
+
+def write_challenge_outputs(folder, out) -> list[Path]:
+    "Copy `til_outputs`' files in `folder` to TIGER's challenge layout under `out` (its /output); the paths written."
+    sources = {k: Path(folder) / OUTPUT_NAMES[k] for k in CHALLENGE_OUTPUTS}
+    missing = [p.name for p in sources.values() if not p.exists()]
+    if missing: raise TilError(f"{folder}: no {', '.join(missing)}: TIGER needs a model with tissue and lymphocytes")
+    written = []
+    for k, name in CHALLENGE_OUTPUTS.items():
+        with atomic_path(Path(out) / name) as part: shutil.copyfile(sources[k], part)
+        written.append(Path(out) / name)
+    return written

@@ -12,7 +12,8 @@ from .core import *
 from .io import *
 
 # %% auto #0
-__all__ = ['ROI_SUBSETS', 'COCO_NAME', 'wsirois_dir', 'roi_dir', 'wsi_dir', 'Roi', 'tiger_rois', 'Report', 'validate_tiger']
+__all__ = ['ROI_SUBSETS', 'COCO_NAME', 'BULK_MASKS', 'wsirois_dir', 'roi_dir', 'wsi_dir', 'bulk_dir', 'bulk_masks',
+           'challenge_inputs', 'Roi', 'tiger_rois', 'Report', 'validate_tiger']
 
 # %% ../nbs/01a_tiger.ipynb #edb07251
 ROI_SUBSETS = ('tissue-bcss', 'tissue-cells')
@@ -24,14 +25,41 @@ def wsirois_dir(root) -> Path:
     root = Path(root)
     for d in (root / 'wsirois', root):
         if (d / 'roi-level-annotations').is_dir() or (d / 'wsi-level-annotations').is_dir(): return d
-    raise TilError(f'{root}: not a TIGER folder '
-                   '(expected wsirois/roi-level-annotations or wsirois/wsi-level-annotations)')
+    raise TilError(f'{root}: not a TIGER folder (expected wsirois/roi-level-annotations, '
+                   'wsirois/wsi-level-annotations or wsibulk/annotations-tumor-bulk)')
 
 # %% ../nbs/01a_tiger.ipynb #35856812
 def roi_dir(root, subset: str) -> Path: return wsirois_dir(root) / 'roi-level-annotations' / subset
 
 # %% ../nbs/01a_tiger.ipynb #136e1644
 def wsi_dir(root) -> Path: return wsirois_dir(root) / 'wsi-level-annotations'
+
+# %% ../nbs/01a_tiger.ipynb #bef2fcf0
+BULK_MASKS = 'annotations-tumor-bulk/masks'
+
+def bulk_dir(root) -> Path | None:
+    "The `wsibulk` folder of a TIGER download given its root (or the `wsibulk` folder itself); None without one."
+    root = Path(root)
+    return next((d for d in (root / 'wsibulk', root) if (d / 'annotations-tumor-bulk').is_dir()), None)
+
+# %% ../nbs/01a_tiger.ipynb #051f05c3
+def bulk_masks(root) -> dict[str, tuple[Path | None, Path]]:
+    "Slide stem → (slide in `wsibulk/images`, None if not downloaded; its tumour-bulk mask)."
+    d = bulk_dir(root)
+    if d is None: raise TilError(f'{root}: no wsibulk/annotations-tumor-bulk folder')
+    slides = {p.stem: p for p in sorted((d / 'images').glob('*.tif*'))}
+    return {m.stem: (slides.get(m.stem), m) for m in sorted((d / BULK_MASKS).glob('*.tif*'))}
+
+# %% ../nbs/01a_tiger.ipynb #dab33b0e
+def challenge_inputs(folder) -> tuple[Path, Path | None]:
+    "The slide of TIGER's challenge input folder (`/input/*.tif`) and its tissue mask (`/input/images/*.tif`, or None)."
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise TilError(f"{folder}: not a folder (TIGER's /input holds one slide, and its tissue mask in images/)")
+    slides, masks = sorted(folder.glob('*.tif')), sorted((folder / 'images').glob('*.tif'))
+    if len(slides) != 1: raise TilError(f"{folder}: TIGER's /input holds one slide (.tif), not {len(slides)}")
+    if len(masks) > 1: raise TilError(f"{folder / 'images'}: TIGER's tissue mask is one .tif, not {len(masks)}")
+    return slides[0], masks[0] if masks else None
 
 # %% ../nbs/01a_tiger.ipynb #440560af
 @dataclass
@@ -140,17 +168,22 @@ def _check_rois(root, subset, rep: Report, progress: bool):
     rep.lines.append(line)
 
 # %% ../nbs/01a_tiger.ipynb #eae69f98
-def _check_slides(root, rep: Report):
+def _check_slide(p, rep: Report, check_spacing=None) -> tuple | None:
+    "Read one slide's header; record a line or a problem; its level-0 (H, W), or None if unreadable."
+    try:
+        with Slide(p) as s:
+            s.verify()
+            rep.lines.append(f'slide {p.name}: {s.shapes[0][1]}×{s.shapes[0][0]} px, {len(s.levels)} levels, '
+                             f'{f"{s.spacing:.3f} µm/px" if s.spacing else "spacing unknown"}')
+            if check_spacing: check_spacing(s.spacing, p)
+            return s.shapes[0]
+    except TilError as e: rep.problems.append(str(e))
+
+def _check_slides(root, rep: Report, check_spacing=None):
     d = wsi_dir(root)
     if not d.is_dir(): return
     slides = {p.stem: p for p in sorted((d / 'images').glob('*.tif*'))}
-    for p in slides.values():
-        try:
-            with Slide(p) as s:
-                s.verify()
-                rep.lines.append(f'slide {p.name}: {s.shapes[0][1]}×{s.shapes[0][0]} px, {len(s.levels)} levels, '
-                                                  f'{f"{s.spacing:.3f} µm/px" if s.spacing else "spacing unknown"}')
-        except TilError as e: rep.problems.append(str(e))
+    for p in slides.values(): _check_slide(p, rep, check_spacing)
     for kind in ('bcss', 'cells'):
         for m in sorted((d / f'annotations-tissue-{kind}-masks').glob('*.tif*')):
             if m.stem not in slides:
@@ -162,16 +195,35 @@ def _check_slides(root, rep: Report):
         try: rep.lines.append(f'xml {x.name}: {len(asap_points(read_asap_xml(x)))} cell points')
         except TilError as e: rep.problems.append(str(e))
 
+# %% ../nbs/01a_tiger.ipynb #19315b4b
+def _check_bulk(root, rep: Report, check_spacing=None):
+    pairs = bulk_masks(root)
+    shapes = {p.stem: _check_slide(p, rep, check_spacing) for p in sorted(bulk_dir(root).glob('images/*.tif*'))}
+    for stem, (slide, mask) in pairs.items():
+        try:
+            if stem in shapes and shapes[stem]: read_slide_mask(mask, shapes[stem], max_side=512)
+            elif shapes and stem not in shapes: rep.problems.append(f'{mask}: bulk mask without slide in images/')
+            else:
+                with Slide(mask) as s: s.verify()
+        except TilError as e: rep.problems.append(str(e))
+    rep.lines.append(f'wsibulk: {len(shapes)} slides, {len(pairs)} tumour-bulk masks')
+
 # %% ../nbs/01a_tiger.ipynb #c05a67ba
-def validate_tiger(root, progress: bool = False) -> Report:
-    "Check every file of a TIGER-layout folder; see `Report`."
+def validate_tiger(root, progress: bool = False, check_spacing=None) -> Report:
+    "Check every file of a TIGER-layout folder (`wsirois`, `wsibulk`); `check_spacing(µm/px, path)` may raise."
     rep = Report(Path(root))
-    wsirois_dir(root)
-    for subset in ROI_SUBSETS: _check_rois(root, subset, rep, progress)
-    _check_slides(root, rep)
+    bulk = bulk_dir(root)
+    try: wsirois_dir(root)
+    except TilError:
+        if bulk is None: raise
+    else:
+        for subset in ROI_SUBSETS: _check_rois(root, subset, rep, progress)
+        _check_slides(root, rep, check_spacing)
+    if bulk is not None: _check_bulk(root, rep, check_spacing)
     n = rep.label_pixels.sum()
     if n:
         shares = [f'{v} {TIGER_LABELS[v]} {100 * c / n:.1f}%' for v, c in enumerate(rep.label_pixels) if c]
         rep.lines.append('labels: ' + ', '.join(shares))
-    rep.lines.append('ROI spacing: not stored in PNG files (TIGER ROIs are 0.5 µm/px)')
+    if any(roi_dir(root, s).is_dir() for s in ROI_SUBSETS if bulk is None or (Path(root) / 'wsirois').is_dir()):
+        rep.lines.append('ROI spacing: not stored in PNG files (TIGER ROIs are 0.5 µm/px)')
     return rep
