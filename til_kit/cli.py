@@ -56,6 +56,7 @@ def til_synth(out: Param('output folder; must not exist unless --overwrite', str
               slide_width: Param('width in pixels of the synthetic whole slide (0: no slide)', int) = 3072,
               overwrite: Param('replace OUT if it exists', store_true) = False):
     "Write a synthetic TIGER-layout data set: ROIs, tissue masks, COCO cells, a pyramidal slide with mask and ASAP XML."
+    writable_dir(Path(out).parent)  # before the work, not after
     root = synthesize(out, n=n, size=size, seed=seed, slide_width=slide_width, overwrite=overwrite,
                       progress=sys.stderr.isatty())
     print(f'wrote {root}')
@@ -218,6 +219,7 @@ def til_eval(pred: Param('prediction folder written by til_infer (one sub-folder
     path = Path(out) if out else Path(pred) / 'evaluation.json'
     if path.suffix.lower() == '.png':
         raise TilError(f'--out {path}: name the JSON file; the figure is written beside it, with .png')
+    writable_dir(path.parent)  # before the scoring, not after
     cerberus = is_cerberus_gt(gt)
     if cerberus:
         res = evaluate_cerberus(pred, gt, tasks, allow_missing, progress=sys.stderr.isatty())

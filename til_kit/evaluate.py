@@ -66,10 +66,10 @@ def slide_items(gt) -> list[GtItem]:
 
 # %% ../nbs/09c_evaluate.ipynb #33db9039
 def gt_items(gt, roi_spacing: float = 0.5) -> list[GtItem]:
-    "Every item of a TIGER folder to evaluate against: its ROIs (at `roi_spacing` µm/px), then its annotated slides."
+    "Every item of a TIGER folder: its ROIs (at their slide's spacing, else `roi_spacing`), then its annotated slides."
     wsirois_dir(gt)  # a folder that is not TIGER's fails here, in one line
     rois = tiger_rois(gt) if any(roi_dir(gt, s).is_dir() for s in ROI_SUBSETS) else []
-    items = [GtItem(r.name, 'roi', roi_spacing, r.mask, r.cells, r.image) for r in rois] + slide_items(gt)
+    items = [GtItem(r.name, 'roi', r.spacing or roi_spacing, r.mask, r.cells, r.image) for r in rois] + slide_items(gt)
     if not items: raise TilError(f'{gt}: no ROI and no slide with a tissue mask or cell XML to evaluate against')
     twice = [s for s, n in Counter(i.stem for i in items).items() if n > 1]
     if twice: raise TilError(f'{gt}: {len(twice)} name(s) used by more than one item, e.g. {twice[0]!r}: '

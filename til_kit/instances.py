@@ -12,7 +12,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.sparse.csgraph import connected_components
 from skimage import measure, morphology, segmentation
 from .core import *
-from .io import atomic_path, qupath_feature
+from .io import atomic_path, qupath_feature, mask_polygons
 from .metrics import dice_counts, dice_from_counts
 
 # %% auto #0
@@ -256,15 +256,20 @@ def write_object_csv(path, rows: list[dict], spacing: float, offset=(0, 0), scal
 
 # %% ../nbs/10a_instances.ipynb #83ea99d0
 def object_features(rows: list[dict], name_of_type, color_of_type, offset=(0, 0), scale: float = 1.0) -> list[dict]:
-    """QuPath GeoJSON detections: each row's contour as a closed level-0 polygon, classified by its type (0 if none),
-    with area/prob measurements."""
+    """QuPath GeoJSON detections: each row's filled contour outlined on pixel edges (`mask_polygons`: valid, its area
+    its pixels), in level-0 px, classified by its type (0 if none), with area/prob measurements."""
     feats = []
     for r in rows:
-        ring = to_level0(r['contour'], offset, scale)
-        geometry = {'type': 'Polygon', 'coordinates': [np.vstack([ring, ring[:1]]).tolist()]}
+        x0, y0, x1, y1 = r['box']
+        local = np.floor(r['contour'] - [x0, y0]).astype(np.int32)  # contours run through pixel centres (i + 0.5)
+        filled = cv2.fillPoly(np.zeros((y1 - y0, x1 - x0), np.uint8), [local], 1)
+        poly = max(mask_polygons(filled), key=lambda p: p.area)
+        rings = [to_level0(np.asarray(ring.coords) + [x0, y0], offset, scale)
+                 for ring in (poly.exterior, *poly.interiors)]
         measurements = {'area_px': r['area_px'] * scale ** 2, **{k: r[k] for k in ('prob', 'type_prob') if k in r}}
         t = r.get('type', 0)
-        feats.append(qupath_feature(geometry, name_of_type[t], color_of_type[t], 'detection', measurements))
+        feats.append(qupath_feature({'type': 'Polygon', 'coordinates': [ring.tolist() for ring in rings]},
+                                    name_of_type[t], color_of_type[t], 'detection', measurements))
     return feats
 
 # %% ../nbs/10a_instances.ipynb #ab27c107

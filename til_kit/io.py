@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
-import tifffile, zarr
+import shapely, tifffile, zarr
 from PIL import Image
 from .core import *
 
@@ -20,7 +20,7 @@ __all__ = ['IMAGE_EXTS', 'POINT_TYPES', 'AREA_TYPES', 'MULTIPLE_POINTS_SCHEMA', 
            'read_coco_cells', 'write_coco_cells', 'Annotation', 'read_asap_xml', 'asap_points', 'asap_polygons',
            'write_asap_xml', 'tiff_spacing', 'Slide', 'write_tiff_levels', 'write_pyramid_tiff', 'write_label_tiff',
            'read_slide_mask', 'write_tiger_detections', 'read_tiger_detections', 'qupath_feature', 'point_features',
-           'polygon_feature', 'write_geojson', 'write_til_score', 'output_paths']
+           'polygon_feature', 'write_geojson', 'write_til_score', 'output_paths', 'mask_polygons']
 
 # %% ../nbs/01_io.ipynb #b05d974a
 @contextmanager
@@ -76,8 +76,11 @@ def _open(path) -> Image.Image:
         raise TilError(f'{path}: unreadable image ({e})') from None
 
 def read_image(path) -> np.ndarray:
-    "An image file as a writable RGB uint8 array (H, W, 3); palette, grey and RGBA images are converted."
-    return np.array(_open(path).convert('RGB'))
+    "An image file as a writable RGB uint8 array (H, W, 3); palette, grey, RGBA converted; 16-bit refused."
+    im = _open(path)
+    if im.mode.startswith(('I', 'F')):  # converting would clip every value above 255 to white
+        raise TilError(f'{path}: a {im.mode} image (16-bit or float): an H&E image has 8 bits per channel')
+    return np.array(im.convert('RGB'))
 
 # %% ../nbs/01_io.ipynb #fbfc6ef3
 def read_mask(path) -> np.ndarray:
@@ -127,13 +130,22 @@ def read_coco_cells(path) -> CocoCells:
     "Read a COCO detection file (TIGER `tiger-coco.json`) into per-image boxes."
     try: coco = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e: raise TilError(f'{path}: unreadable COCO JSON ({e})') from None
-    names = {im['id']: Path(im['file_name']).name for im in coco.get('images', [])}
-    sizes = {names[im['id']]: (im.get('width'), im.get('height')) for im in coco.get('images', [])}
-    boxes, orphans = {n: [] for n in sizes}, []
-    for a in coco.get('annotations', []):
-        if a.get('image_id') in names: boxes[names[a['image_id']]].append(a['bbox'])
-        else: orphans.append(a.get('id'))
-    return CocoCells(sizes, {n: np.array(b, float).reshape(-1, 4) for n, b in boxes.items()}, orphans)
+    try:
+        names = {im['id']: Path(im['file_name']).name for im in coco.get('images', [])}
+        sizes = {names[im['id']]: (im.get('width'), im.get('height')) for im in coco.get('images', [])}
+        boxes, orphans = {n: [] for n in sizes}, []
+        for a in coco.get('annotations', []):
+            if a.get('image_id') in names: boxes[names[a['image_id']]].append(a['bbox'])
+            else: orphans.append(a.get('id'))
+        boxes = {n: np.array(b, float).reshape(-1, 4) for n, b in boxes.items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise TilError(f'{path}: not a COCO file of images and boxes ({type(e).__name__}: {e})') from None
+    bad = {n: b for n, b in boxes.items() if not np.isfinite(b).all()}
+    if bad:
+        n, b = next(iter(bad.items()))
+        raise TilError(f'{path}: image "{n}" has boxes that are not finite numbers, '
+                       f'e.g. {b[~np.isfinite(b).all(1)][0].tolist()}')
+    return CocoCells(sizes, boxes, orphans)
 
 # %% ../nbs/01_io.ipynb #c29d0d1a
 def write_coco_cells(path, cells: dict, sizes: dict, box_px: float = 16, category='lymphocytes and plasma cells'):
@@ -473,3 +485,13 @@ OUTPUT_NAMES = dict(
 def output_paths(out, stem: str) -> dict[str, Path]:
     "Where the outputs for input `stem` go: one folder `out/stem` holding the files of `OUTPUT_NAMES`."
     return {k: Path(out) / stem / v for k, v in OUTPUT_NAMES.items()}
+
+# %% ../nbs/01_io.ipynb #ceed65cd
+def mask_polygons(mask: np.ndarray, min_px: float = 1) -> list[shapely.Polygon]:
+    "The pieces of a binary mask as valid polygons on pixel edges (holes kept, area = pixel count), ≥ `min_px` px."
+    edges = np.diff(np.pad(np.asarray(mask, bool), ((0, 0), (1, 1))).astype(np.int8), axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    stops = np.nonzero(edges == -1)[1]  # row by row, the k-th run ends at the k-th stop
+    if not len(rows): return []
+    merged = shapely.unary_union(shapely.box(starts, rows, stops, rows + 1)).simplify(0)
+    return [p for p in getattr(merged, 'geoms', [merged]) if p.area >= min_px]

@@ -6,11 +6,11 @@
 from __future__ import annotations
 import json, shutil
 from pathlib import Path
-import cv2, numpy as np
+import numpy as np
 from .core import *
 from .io import (write_tiff_levels, write_tiger_detections, write_geojson, point_features, polygon_feature,
                         write_til_score, OUTPUT_NAMES, Slide, read_slide_mask, read_tiger_detections, write_json,
-                        atomic_path)
+                        atomic_path, mask_polygons)
 from .metrics import find_peaks, til_from_counts
 from .learner import PEAK_MIN_DISTANCE_UM
 from .slides import Plan, Prediction, Rescaled, as_level0, label_pyramid, mask_region
@@ -60,18 +60,13 @@ LYMPH_COLOR = (0, 200, 255)
 
 # %% ../nbs/09b_outputs.ipynb #d2fb7491
 def tissue_polygons(level: np.ndarray, scale: float, spacing0: float, min_px: int = 4) -> list[dict]:
-    "QuPath polygons (with holes) of each tissue class of a coarse label `level`; `scale` level-0 px per level px."
+    "QuPath polygons (valid, with holes) of each tissue class of a coarse label `level`; `scale` level-0 px per px."
     feats = []
     for value, name in TISSUE_REGIONS.items():
-        contours, hier = cv2.findContours((level == value).astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
-        for i, c in enumerate(contours):
-            if hier[0][i][3] != -1 or cv2.contourArea(c) < min_px: continue  # holes are added to their outer ring below
-            holes = [contours[j] for j in range(len(contours)) if hier[0][j][3] == i]
-            area = cv2.contourArea(c) - sum(cv2.contourArea(h) for h in holes)
-            ring = lambda r: (r.reshape(-1, 2) + 0.5) * scale
-            color = TIGER_COLORS[value]
-            feats.append(polygon_feature(ring(c), name, color, {'area_mm2': area_mm2(area * scale ** 2, spacing0)},
-                                         [ring(h) for h in holes]))
+        for poly in mask_polygons(level == value, min_px):
+            feats.append(polygon_feature(np.asarray(poly.exterior.coords) * scale, name, TIGER_COLORS[value],
+                                         {'area_mm2': area_mm2(poly.area * scale ** 2, spacing0)},
+                                         [np.asarray(h.coords) * scale for h in poly.interiors]))
     return feats
 
 # %% ../nbs/09b_outputs.ipynb #ef7284d4

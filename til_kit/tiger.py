@@ -4,6 +4,7 @@
 
 # %% ../nbs/01a_tiger.ipynb #651f7825
 from __future__ import annotations
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -13,7 +14,7 @@ from .io import *
 
 # %% auto #0
 __all__ = ['ROI_SUBSETS', 'COCO_NAME', 'BULK_MASKS', 'wsirois_dir', 'roi_dir', 'wsi_dir', 'bulk_dir', 'bulk_masks',
-           'challenge_inputs', 'Roi', 'tiger_rois', 'Report', 'validate_tiger']
+           'challenge_inputs', 'Roi', 'roi_slide', 'roi_slide_spacings', 'tiger_rois', 'Report', 'validate_tiger']
 
 # %% ../nbs/01a_tiger.ipynb #edb07251
 ROI_SUBSETS = ('tissue-bcss', 'tissue-cells')
@@ -69,19 +70,38 @@ class Roi:
     mask: Path
     subset: str
     cells: np.ndarray | None = None
+    spacing: float | None = None  # µm/px of its slide when the slide is in the download (`roi_slide_spacing`)
     @property
     def name(self): return self.image.stem
+
+# %% ../nbs/01a_tiger.ipynb #7138866a
+def roi_slide(name: str) -> str:
+    "The slide stem of a TIGER ROI file name: the name without its bracketed box and extension."
+    return re.sub(r'_\[[^\]]*\]$', '', Path(name).stem)
+
+# %% ../nbs/01a_tiger.ipynb #bf72b52c
+def roi_slide_spacings(root) -> dict[str, float]:
+    "Slide stem → level-0 µm/px of the slides of a TIGER download that state one (wsirois and wsibulk images)."
+    folders = [wsi_dir(root) / 'images'] + ([bulk_dir(root) / 'images'] if bulk_dir(root) else [])
+    out = {}
+    for p in (p for d in folders for p in sorted(d.glob('*.tif*'))):
+        try:
+            with Slide(p) as s:
+                if s.spacing: out.setdefault(p.stem, s.spacing)
+        except TilError: continue  # an unreadable slide is validate_tiger's to report
+    return out
 
 # %% ../nbs/01a_tiger.ipynb #8430a423
 def tiger_rois(root, subsets=ROI_SUBSETS) -> list[Roi]:
     "All image/mask pairs of the given ROI subsets, with cell centres for `tissue-cells`."
-    rois = []
+    rois, spacing = [], roi_slide_spacings(root)
     for subset in subsets:
         d = roi_dir(root, subset)
         if not d.is_dir(): continue
         pairs, _, _ = pair_by_name(d / 'images', d / 'masks')
         coco = read_coco_cells(d / COCO_NAME) if subset == 'tissue-cells' else None
-        rois += [Roi(i, m, subset, None if coco is None else coco.centres(i.name)) for i, m in pairs]
+        rois += [Roi(i, m, subset, None if coco is None else coco.centres(i.name), spacing.get(roi_slide(i.name)))
+                 for i, m in pairs]
     if not rois: raise TilError(f'{root}: no ROI image/mask pairs found in {", ".join(subsets)}')
     return rois
 
@@ -206,9 +226,18 @@ def _check_bulk(root, rep: Report, check_spacing=None):
             else:
                 with Slide(mask) as s: s.verify()
         except TilError as e: rep.problems.append(str(e))
-    rep.lines.append(f'wsibulk: {len(shapes)} slides, {len(pairs)} tumour-bulk masks')
+    rep.lines.append(f'wsibulk: {len(shapes)} slide(s), {len(pairs)} tumour-bulk mask(s)')
 
 # %% ../nbs/01a_tiger.ipynb #c05a67ba
+def _roi_spacing_lines(root) -> list[str]:
+    "What `validate_tiger` says about ROI spacing: 0.5 µm/px, and the ROIs whose slide says otherwise."
+    try: rois = tiger_rois(root)
+    except TilError: rois = []  # the problems are reported by the checks
+    other = sorted(r.spacing for r in rois if r.spacing and abs(r.spacing - 0.5) > 0.005)
+    return (['ROI spacing: not stored in PNG files (TIGER ROIs are 0.5 µm/px)']
+            + ([f"ROI spacing: {len(other)} ROI(s) take their slide's spacing, "
+                f"{', '.join(f'{s:g}' for s in dict.fromkeys(other))} µm/px (not 0.5)"] if other else []))
+
 def validate_tiger(root, progress: bool = False, check_spacing=None) -> Report:
     "Check every file of a TIGER-layout folder (`wsirois`, `wsibulk`); `check_spacing(µm/px, path)` may raise."
     rep = Report(Path(root))
@@ -224,6 +253,5 @@ def validate_tiger(root, progress: bool = False, check_spacing=None) -> Report:
     if n:
         shares = [f'{v} {TIGER_LABELS[v]} {100 * c / n:.1f}%' for v, c in enumerate(rep.label_pixels) if c]
         rep.lines.append('labels: ' + ', '.join(shares))
-    if any(roi_dir(root, s).is_dir() for s in ROI_SUBSETS if bulk is None or (Path(root) / 'wsirois').is_dir()):
-        rep.lines.append('ROI spacing: not stored in PNG files (TIGER ROIs are 0.5 µm/px)')
+    if n or any(l.startswith(ROI_SUBSETS) for l in rep.lines): rep.lines += _roi_spacing_lines(root)
     return rep
