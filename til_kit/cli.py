@@ -191,7 +191,7 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
         if not found:
             found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s
                                                             else [])
-        print(f"{s['name']}: {', '.join(found)} → {Path(out) / s['name']}")
+        print(f"{s['name']}: {', '.join(found)} → {final if final is not None else Path(out) / s['name']}")
     if final is not None:
         written = write_challenge_outputs(Path(out) / files[0].stem, final)
         shutil.rmtree(out)
@@ -253,5 +253,6 @@ def til_extract_patches(root: Param('Cerberus-layout folder: images/NAME.png and
                         all_windows: Param('keep windows without tissue too', store_true) = False,
                         overwrite: Param('replace OUT if it exists', store_true) = False):
     "Cut labelled images into windows 2× the training tile, for Cerberus-style training (gland, lumen, nuclei, types)."
+    writable_dir(Path(out).parent)  # before the work, not after
     path = extract_patches(root, out, window, step, not all_windows, overwrite, progress=sys.stderr.isatty())
     print(f"wrote {json.loads((path / 'patches.json').read_text())['patches']} patches to {path}")
