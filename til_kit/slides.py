@@ -17,14 +17,14 @@ from skimage import morphology
 from tqdm.auto import tqdm
 from .core import *
 from .io import Slide, read_image, write_json, write_figure, OUTPUT_NAMES
-from .inference import PRECISIONS, window_starts, predict_batch, Blender, predict_image
+from .inference import PRECISIONS, grid_starts, predict_batch, Blender, predict_image
 from .learner import writable_dir
 
 # %% auto #0
-__all__ = ['KIND_STORAGE', 'SPACING_RANGE', 'SLIDE_EXTS', 'IMAGE_ONLY_EXTS', 'tissue_mask', 'Plan', 'mask_region', 'plan_slide',
-           'WindowBatches', 'map_layout', 'stored_map', 'InferOptions', 'run_blocks', 'Rescaled', 'label_pyramid',
-           'Prediction', 'as_level0', 'write_outputs', 'model_tasks', 'checked_spacing', 'infer_slide', 'infer_image',
-           'inference_inputs']
+__all__ = ['KIND_STORAGE', 'HANDOVER', 'SPACING_RANGE', 'SLIDE_EXTS', 'IMAGE_ONLY_EXTS', 'tissue_mask', 'Plan', 'mask_region',
+           'plan_slide', 'WindowBatches', 'map_layout', 'stored_map', 'InferOptions', 'run_blocks', 'Rescaled',
+           'label_pyramid', 'Prediction', 'as_level0', 'write_outputs', 'model_tasks', 'checked_spacing', 'infer_slide',
+           'infer_image', 'inference_inputs']
 
 # %% ../nbs/09a_slides.ipynb #d7bee925
 def tissue_mask(thumb: np.ndarray, min_saturation: float = 0.07, min_frac: float = 5e-4) -> np.ndarray:
@@ -44,8 +44,8 @@ class Plan:
     spacing: float
     size: int
     overlap: int
-    block: int
-    blocks: dict  # (row, col) of a block → [(y, x), …] starts of the windows it needs (only blocks with tissue)
+    block: int  # a whole number of steps (`size − overlap`)
+    blocks: dict  # (row, col) of a block → [(y, x), …] starts of the windows it runs (every block a window touches)
 
     @property
     def n_windows(self) -> int: return sum(map(len, self.blocks.values()))
@@ -64,10 +64,10 @@ def mask_region(mask: np.ndarray, grid, y0: int, x0: int, y1: int, x1: int) -> n
 # %% ../nbs/09a_slides.ipynb #e350342f
 def plan_slide(width: int, height: int, spacing: float, mask: np.ndarray | None, size: int = 512, overlap: int = 64,
                block: int = 4096) -> Plan:
-    "Which windows to run for each block of a `width` × `height` grid; `mask` (any resolution) limits them to tissue."
-    ys, xs = (np.array(window_starts(n, size, overlap)) for n in (height, width))
+    "Which windows each block of a `width` × `height` grid runs; `mask` (any resolution) limits them to tissue."
+    ys, xs = (np.array(grid_starts(n, size, overlap)) for n in (height, width))
     yy, xx = (a.ravel() for a in np.meshgrid(ys, xs, indexing='ij'))
-    if mask is not None:  # a window is kept if the mask is set anywhere under it
+    if mask is not None:  # a window is kept if the mask is set anywhere under it (within the slide)
         my, mx = mask.shape[0] / height, mask.shape[1] / width
         integral = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
         r0, c0 = np.floor(yy * my).astype(int), np.floor(xx * mx).astype(int)
@@ -76,20 +76,20 @@ def plan_slide(width: int, height: int, spacing: float, mask: np.ndarray | None,
         r1, c1 = np.minimum(r1, mask.shape[0]), np.minimum(c1, mask.shape[1])
         on = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0] > 0
         yy, xx = yy[on], xx[on]
-    blocks = {}
-    for by in range(-(-height // block)):
-        for bx in range(-(-width // block)):
-            y0, x0 = by * block, bx * block
-            sel = (yy < y0 + block) & (yy + size > y0) & (xx < x0 + block) & (xx + size > x0)
-            if sel.any(): blocks[(by, bx)] = list(zip(yy[sel].tolist(), xx[sel].tolist()))
+    step = size - overlap
+    block = max(1, round(block / step)) * step
+    rows, cols = yy // block, xx // block  # the block a window starts in
+    last_row, last_col = (np.minimum(yy + size, height) - 1) // block, (np.minimum(xx + size, width) - 1) // block
+    touched = {(int(r), int(c)) for rs in (rows, last_row) for cs in (cols, last_col) for r, c in zip(rs, cs)}
+    blocks = {b: [] for b in sorted(touched)}
+    for y, x, r, c in zip(yy.tolist(), xx.tolist(), rows.tolist(), cols.tolist()): blocks[(r, c)].append((y, x))
     return Plan(width, height, spacing, size, overlap, block, blocks)
 
 # %% ../nbs/09a_slides.ipynb #e68a2bfe
 class WindowBatches(torch.utils.data.Dataset):
-    "Item i: (i, uint8 windows (bs, S, S, 3) from the slide at `path`, number of real windows); one `Slide` per reader."
-    def __init__(self, path, slide_spacing: float, plan: Plan, items: list, bs: int):
-        self.path, self.slide_spacing, self.plan, self.items, self.bs, self._slide = (path, slide_spacing, plan, items,
-                                                                                      bs, None)
+    "Item i: (i, uint8 windows (n, S, S, 3) of `items[i]` from the slide at `path`); one `Slide` per reader."
+    def __init__(self, path, slide_spacing: float, plan: Plan, items: list):
+        self.path, self.slide_spacing, self.plan, self.items, self._slide = path, slide_spacing, plan, items, None
     def __len__(self): return len(self.items)
 
     def __getitem__(self, i):
@@ -99,9 +99,8 @@ class WindowBatches(torch.utils.data.Dataset):
         y1, x1 = max(y for y, _ in boxes) + S, max(x for _, x in boxes) + S
         f = self.plan.spacing / self.slide_spacing  # level-0 px per output px
         region = self._slide.read_region(x0 * f, y0 * f, (x1 - x0, y1 - y0), self.plan.spacing)
-        out = np.zeros((self.bs, S, S, 3), np.uint8)
-        for j, (y, x) in enumerate(boxes): out[j] = region[y - y0:y - y0 + S, x - x0:x - x0 + S, :3]
-        return i, torch.from_numpy(out), len(boxes)
+        out = np.stack([region[y - y0:y - y0 + S, x - x0:x - x0 + S, :3] for y, x in boxes])
+        return i, torch.from_numpy(out)
 
 # %% ../nbs/09a_slides.ipynb #d92c7457
 KIND_STORAGE = {  # task kind → (channels, dtype, what is kept of the task's blended probabilities p (C, h, w))
@@ -168,60 +167,91 @@ def _open_maps(work: Path, plan: Plan, tasks) -> dict:
                               dtype=dtype, fill_value=0)
     return {t: zarr.open_array(store, path=t, mode='r+') for t in tasks}
 
-def _finish_block(blend: Blender, origin, bounds, mask) -> dict:
-    "A block's final maps from its canvas (`stored_map`), zero off tissue."
-    (cy, cx), (y0, x0, y1, x1) = origin, bounds
-    core = (slice(y0 - cy, y1 - cy), slice(x0 - cx, x1 - cx))
-    covered = (blend.norm[core] > 0).cpu().numpy()
+HANDOVER = {(0, 1): 'left', (1, 0): 'top', (1, 1): 'corner'}  # neighbour a strip goes to → the side it arrives on
+
+def _strips(plan: Plan, b, blend: Blender) -> dict:
+    "{(neighbour, side): sums} of the canvas of block `b` past its right, bottom and bottom-right edges (planned ones)."
+    if blend.canvas is None: return {}
+    B, rest = plan.block, slice(plan.block, None)
+    parts = {(0, 1): (slice(0, B), rest), (1, 0): (rest, slice(0, B)), (1, 1): (rest, rest)}
+    out = {}
+    for (dr, dc), side in HANDOVER.items():
+        to = (b[0] + dr, b[1] + dc)
+        if to in plan.blocks: out[to, side] = blend.canvas[(slice(None),) + parts[dr, dc]].clone()
+    return out
+
+def _handover_file(work: Path, b, side: str) -> Path: return work / 'handover' / f'{b[0]}_{b[1]}_{side}.pt'
+
+def _received(work: Path, held: dict, b, side: str):
+    "(sums, channels) handed to block `b` on `side`: from memory, else from disk (a resumed run), else None."
+    if (b, side) in held: return held.pop((b, side))
+    f = _handover_file(work, b, side)
+    if not f.exists(): return None
+    d = torch.load(f, weights_only=True)
+    return d['sums'], d['channels']
+
+def _finish_block(blend: Blender, mask) -> dict:
+    "A block's final maps from its finished canvas (`stored_map`), zero off tissue."
+    covered = (blend.norm > 0).cpu().numpy()
     if mask is not None: covered &= mask
-    return {k: stored_map(k, v[(slice(None),) + core], covered) for k, v in blend.result().items()}
+    return {k: stored_map(k, v, covered) for k, v in blend.result().items()}
 
 # %% ../nbs/09a_slides.ipynb #1a4547f3
 def run_blocks(model, cfg: dict, path, slide_spacing: float, plan: Plan, work: Path, mask: np.ndarray | None = None,
                opts: InferOptions = InferOptions()) -> dict:
     "Compute each block of `plan` not in `work/done.txt` into `work/maps.zarr`; returns {'windows': run, 'seconds': …}."
-    tasks, bs = cfg['tasks'], opts.bs
+    tasks, bs, B = cfg['tasks'], opts.bs, plan.block
     maps, done = _open_maps(work, plan, tasks), _done(work)
+    (work / 'handover').mkdir(exist_ok=True)
     todo = [b for b in sorted(plan.blocks) if b not in done]
     items = [(b, plan.blocks[b][j:j + bs]) for b in todo for j in range(0, len(plan.blocks[b]), bs)]
     device = next(model.parameters()).device
-    loader = torch.utils.data.DataLoader(WindowBatches(path, slide_spacing, plan, items, bs), batch_size=None,
+    loader = torch.utils.data.DataLoader(WindowBatches(path, slide_spacing, plan, items), batch_size=None,
                                          num_workers=opts.workers, pin_memory=device.type == 'cuda',
                                          prefetch_factor=4 if opts.workers else None)
-    def write(b, maps_b):
+    def write(b, maps_b, strips, channels):
         y0, x0, y1, x1 = plan.bounds(b)
         for k, v in maps_b.items(): maps[k][..., y0:y1, x0:x1] = v
+        for (to, side), s in strips.items():
+            f = _handover_file(work, to, side)
+            torch.save(dict(sums=s.cpu(), channels=channels), f.with_suffix('.tmp'))
+            os.replace(f.with_suffix('.tmp'), f)
         with open(work / 'done.txt', 'a') as f:
             f.write(f'{b[0]} {b[1]}\n')
             f.flush()
             os.fsync(f.fileno())
+        for side in HANDOVER.values(): _handover_file(work, b, side).unlink(missing_ok=True)  # used up
     def block_mask(b): return None if mask is None else mask_region(mask, (plan.height, plan.width), *plan.bounds(b))
+    def new_canvas(): return Blender((B + plan.overlap,) * 2, plan.size, plan.overlap, device)
     model.eval()
-    t0, n_run, pending = time.perf_counter(), 0, []
+    t0, n_run, pending, held = time.perf_counter(), 0, [], {}
     bar = tqdm(total=sum(len(plan.blocks[b]) for b in todo), unit='tile', desc=Path(path).name,
                disable=not opts.progress, smoothing=0.1)
     with ThreadPoolExecutor(1) as writer:
-        current, blend = None, None
-        def finish():
-            pending.append(writer.submit(write, current,
-                                         _finish_block(blend, origin, plan.bounds(current), block_mask(current))))
+        def finish(b, own):
+            y0, x0, y1, x1 = plan.bounds(b)
+            core = Blender((y1 - y0, x1 - x0), plan.size, plan.overlap, device)
+            for side in ('corner', 'top', 'left'):  # what the neighbours before it handed over, then its own sums
+                got = _received(work, held, b, side)
+                if got is not None: core.add_sums(*got)
+            if own.canvas is not None: core.add_sums(own.canvas, own.channels)
+            strips = _strips(plan, b, own)
+            held.update({key: (s, own.channels) for key, s in strips.items()})
+            pending.append(writer.submit(write, b, _finish_block(core, block_mask(b)), strips, own.channels))
             while len(pending) > 2: pending.pop(0).result()  # bounded: at most two blocks waiting for the disk
-        for i, x, n in loader:
+        blocks, current, blend = iter(todo), None, None
+        for i, x in loader:
             b, boxes = items[i]
-            if b != current:
-                if current is not None: finish()
-                # the canvas holds the block and all its windows
-                (y0, x0, y1, x1), wins = plan.bounds(b), plan.blocks[b]
-                origin = (min(y0, *(y for y, _ in wins)), min(x0, *(x_ for _, x_ in wins)))
-                shape = (max(y1, *(y + plan.size for y, _ in wins)) - origin[0],
-                         max(x1, *(x_ + plan.size for _, x_ in wins)) - origin[1])
-                current, blend = b, Blender(shape, plan.size, plan.overlap, device)
+            while current != b:
+                if current is not None: finish(current, blend)
+                current, blend = next(blocks), new_canvas()
             probs = predict_batch(model, x, cfg['stats'], opts.tta, opts.precision)
-            blend.add({k: v[:n] for k, v in probs.items() if k in tasks},
-                      [(y - origin[0], x_ - origin[1]) for y, x_ in boxes])
-            n_run += n
-            bar.update(n)
-        if current is not None: finish()
+            y0, x0 = b[0] * B, b[1] * B
+            blend.add({k: v for k, v in probs.items() if k in tasks}, [(y - y0, x_ - x0) for y, x_ in boxes])
+            n_run += len(boxes)
+            bar.update(len(boxes))
+        if current is not None: finish(current, blend)
+        for b in blocks: finish(b, new_canvas())  # blocks after the last batch that only receive strips
         for f in pending: f.result()
     bar.close()
     return dict(windows=n_run, seconds=time.perf_counter() - t0)
