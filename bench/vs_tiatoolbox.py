@@ -1,7 +1,7 @@
 """til_kit against tiatoolbox's `SemanticSegmentor` on the same model and slides, side by side in one run.
 
-    python bench/tiatoolbox.py --tia_python /work/scratch/h14b/venv/bin/python [--rounds 3] [--json PATH]
-    python bench/tiatoolbox.py --plan_only          # window counts only (no tiatoolbox needed)
+    python bench/vs_tiatoolbox.py --tia_python /work/scratch/h14b/venv/bin/python [--rounds 3] [--json PATH]
+    python bench/vs_tiatoolbox.py --plan_only          # window counts only (no tiatoolbox needed)
 
 tiatoolbox (2.1.3) is not a dependency of the kit: install it in its own environment, e.g.
 
@@ -52,8 +52,10 @@ def count_rows(model):
 
 # ---------------------------------------------------------------- the tiatoolbox side (runs in its own environment)
 def worker():
-    "Serve requests {slide, mask, out} on stdin with tiatoolbox, one JSON line of results each on stdout."
+    "Serve requests {slide, spacing, mask, out} on stdin with tiatoolbox, one JSON line of results each on stdout."
     from tiatoolbox.models.engine.semantic_segmentor import SemanticSegmentor
+    from tiatoolbox.models.engine.io_config import IOSegmentorConfig
+    from tiatoolbox.wsicore.wsireader import WSIReader
     from tiatoolbox.models.models_abc import ModelABC
     from til_kit.inference import predict_batch
     import tiatoolbox, logging
@@ -73,15 +75,18 @@ def worker():
             probs = predict_batch(m.net, batch_data, cfg['stats'])
             return torch.cat([probs[k] for k in TASKS], 1).permute(0, 2, 3, 1).numpy()
 
+    res = [{'units': 'mpp', 'resolution': SPACING}]
+    io = IOSegmentorConfig(input_resolutions=res, output_resolutions=res, patch_input_shape=(SIZE, SIZE),
+                           patch_output_shape=(SIZE, SIZE), stride_shape=(SIZE - OVERLAP, SIZE - OVERLAP),
+                           save_resolution=res[0])
     print(json.dumps(dict(ready=tiatoolbox.__version__)), flush=True)
     for line in sys.stdin:
         req = json.loads(line)
         seg = SemanticSegmentor(model=Wrapped(), batch_size=BS, num_workers=WORKERS, device='cpu', verbose=False)
         del rows[:]
         t = time.perf_counter()
-        seg.run([Path(req['slide'])], masks=[Path(req['mask'])], patch_mode=False,
-                input_resolutions=[{'units': 'mpp', 'resolution': SPACING}], patch_input_shape=(SIZE, SIZE),
-                patch_output_shape=(SIZE, SIZE), stride_shape=(SIZE - OVERLAP, SIZE - OVERLAP),
+        reader = WSIReader.open(req['slide'], mpp=(req['spacing'],) * 2)  # no mpp tiatoolbox reads in the synthetic TIFF
+        seg.run([reader], masks=[Path(req['mask'])], patch_mode=False, ioconfig=io,
                 save_dir=Path(req['out']), overwrite=True, output_type='zarr', return_probabilities=True)
         print(json.dumps(dict(seconds=time.perf_counter() - t, rows=sum(rows), batches=len(rows))), flush=True)
 
@@ -141,6 +146,11 @@ def slide_mask(path):
     from til_kit.slides import tissue_mask
     with Slide(path) as s: return tissue_mask(s.thumbnail(1024)[..., :3]), s.size_at(SPACING)
 
+def slide_spacing(path) -> float:
+    "The level-0 spacing of `path` (µm/px) as til_kit reads it."
+    from til_kit.io import Slide
+    with Slide(path) as s: return float(s.spacing)
+
 def maps_writer(pred, folder, summary):
     "The engine's stored maps saved as they are (the work tiatoolbox's zarr output does); the thumbnail as overview."
     import matplotlib.pyplot as plt
@@ -190,6 +200,7 @@ def compare(a, paths, masks, infer_slide, til_outputs, Image):
     print(f"\ntiatoolbox {json.loads(tia.stdout.readline())['ready']} worker ready; torch {torch.__version__}, "
           f'{torch.get_num_threads()} threads, {os.cpu_count()} cores (shared with other work: medians of '
           f'{a.rounds} interleaved rounds)')
+    spacings = {s: slide_spacing(s) for s in paths}
     for s, (m, _) in masks.items(): Image.fromarray((m * 255).astype(np.uint8)).save(tmp / f'{s.stem}-mask.png')
 
     def run_kit(s, writer, tag):
@@ -198,14 +209,13 @@ def compare(a, paths, masks, infer_slide, til_outputs, Image):
         infer_slide(model, cfg, s, tmp / tag, writer, mask=masks[s][0], bs=BS, workers=WORKERS)
         return dict(seconds=time.perf_counter() - t, rows=sum(rows), batches=len(rows))
     def run_tia(s):
-        tia.stdin.write(json.dumps(dict(slide=str(s), mask=str(tmp / f'{s.stem}-mask.png'), out=str(tmp / 'tia')))
-                        + '\n')
+        req = dict(slide=str(s), spacing=spacings[s], mask=str(tmp / f'{s.stem}-mask.png'), out=str(tmp / 'tia'))
+        tia.stdin.write(json.dumps(req) + '\n')
         tia.stdin.flush()
         return json.loads(tia.stdout.readline())
     runners = {'til_kit engine': lambda s: run_kit(s, maps_writer, 'engine'),
                'til_kit full': lambda s: run_kit(s, til_outputs, 'full'), 'tiatoolbox': run_tia}
-    for s in paths:  # warm-up: first-call costs (imports, allocator) out of the timings
-        for run in runners.values(): run(s)
+    for run in runners.values(): run(paths[0])  # warm-up: first-call costs (imports, allocator) out of the timings
     times = {(s.name, k): [] for s in paths for k in runners}
     last = {}
     for r in range(a.rounds):
