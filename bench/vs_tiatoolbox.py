@@ -85,7 +85,7 @@ def worker():
         seg = SemanticSegmentor(model=Wrapped(), batch_size=BS, num_workers=WORKERS, device='cpu', verbose=False)
         del rows[:]
         t = time.perf_counter()
-        reader = WSIReader.open(req['slide'], mpp=(req['spacing'],) * 2)  # no mpp tiatoolbox reads in the synthetic TIFF
+        reader = WSIReader.open(req['slide'], mpp=(req['spacing'],) * 2)  # the synthetic TIFF's mpp is not read
         seg.run([reader], masks=[Path(req['mask'])], patch_mode=False, ioconfig=io,
                 save_dir=Path(req['out']), overwrite=True, output_type='zarr', return_probabilities=True)
         print(json.dumps(dict(seconds=time.perf_counter() - t, rows=sum(rows), batches=len(rows))), flush=True)
