@@ -4,13 +4,15 @@
 
 # %% ../nbs/09_inference.ipynb #7c692c5d
 from __future__ import annotations
+from contextlib import contextmanager
 import numpy as np, torch
 from .core import *
 from .data import normalize, IMAGENET_STATS
 from .losses import task_probs
 
 # %% auto #0
-__all__ = ['FLIPS', 'PRECISIONS', 'window_starts', 'grid_starts', 'blend_weights', 'predict_batch', 'Blender', 'predict_image']
+__all__ = ['FLIPS', 'PRECISIONS', 'window_starts', 'grid_starts', 'blend_weights', 'predict_batch', 'one_thread', 'Blender',
+           'predict_image']
 
 # %% ../nbs/09_inference.ipynb #8cf46536
 def window_starts(length: int, size: int, overlap: int) -> list[int]:
@@ -59,6 +61,15 @@ def predict_batch(model, windows, stats=IMAGENET_STATS, tta: bool = False,
             for k, v in out.items(): probs[k] = probs.get(k, 0) + (v.flip(dims) if dims else v) / len(flips)
     return probs
 
+# %% ../nbs/09_inference.ipynb #b1633d0a
+@contextmanager
+def one_thread():
+    "Torch's CPU operations in one thread inside: blending adds are memory-bound, and threads only wait on a busy CPU."
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try: yield
+    finally: torch.set_num_threads(n)
+
 # %% ../nbs/09_inference.ipynb #9c0f7c6c
 class Blender:
     "Σ w·p of each task and Σ w on one (channels, H, W) canvas, windows of `size` weighted by `blend_weights`."
@@ -80,15 +91,16 @@ class Blender:
         probs = {k: v[:n, :, None, None].expand(-1, -1, s, s) if v.ndim == 2 else v[:n] for k, v in probs.items()}
         ends = np.cumsum([v.shape[1] for v in probs.values()]).tolist()
         self._allocate({k: (e - v.shape[1], e) for (k, v), e in zip(probs.items(), ends)})
-        ones = torch.ones(n, 1, s, s, device=self.weight.device)
-        weighted = torch.cat([*(probs[k] for k in self.channels), ones], 1) * self.weight  # one op for the batch
-        for (y, x), w in zip(boxes, weighted): self.canvas[:, y:y + s, x:x + s] += w
+        with one_thread():
+            ones = torch.ones(n, 1, s, s, device=self.weight.device)
+            weighted = torch.cat([*(probs[k] for k in self.channels), ones], 1) * self.weight  # one op for the batch
+            for (y, x), w in zip(boxes, weighted): self.canvas[:, y:y + s, x:x + s] += w
 
     def add_sums(self, sums: torch.Tensor, channels: dict, y: int = 0, x: int = 0):
         "Add `sums`, a piece of another canvas with the same `channels`, at (y, x) (clipped to this canvas)."
         self._allocate(channels)
         h, w = min(sums.shape[1], self.shape[0] - y), min(sums.shape[2], self.shape[1] - x)
-        self.canvas[:, y:y + h, x:x + w] += sums[:, :h, :w].to(self.canvas.device)
+        with one_thread(): self.canvas[:, y:y + h, x:x + w] += sums[:, :h, :w].to(self.canvas.device)
 
     @property
     def norm(self) -> torch.Tensor:
