@@ -77,7 +77,7 @@ def plan_slide(width: int, height: int, spacing: float, mask: np.ndarray | None,
         on = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0] > 0
         yy, xx = yy[on], xx[on]
     step = size - overlap
-    block = max(1, round(block / step)) * step
+    block = -(-block // step) * step  # rounded up to whole steps: blocks start on window starts
     rows, cols = yy // block, xx // block  # the block a window starts in
     last_row, last_col = (np.minimum(yy + size, height) - 1) // block, (np.minimum(xx + size, width) - 1) // block
     touched = {(int(r), int(c)) for rs in (rows, last_row) for cs in (cols, last_col) for r, c in zip(rs, cs)}
