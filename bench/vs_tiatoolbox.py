@@ -235,10 +235,12 @@ def compare(a, paths, masks, infer_slide, til_outputs, Image):
         ref = float(np.median(times[s.name, 'tiatoolbox']))
         for k in runners:
             med = float(np.median(times[s.name, k]))
+            pairs = [t / r for t, r in zip(times[s.name, k], times[s.name, 'tiatoolbox'])]  # round by round
             out.append(dict(slide=s.name, tool=k, median_s=med, runs_s=times[s.name, k], ratio=med / ref,
-                            windows=last[s.name, k]['rows'], batches=last[s.name, k]['batches']))
+                            ratio_per_round=pairs, windows=last[s.name, k]['rows'], batches=last[s.name, k]['batches']))
             print(f'{s.name:26s} {k:16s} {med:9.2f} {" ".join(f"{t:.1f}" for t in times[s.name, k]):>24s} '
-                  f'{last[s.name, k]["rows"]:8d} {last[s.name, k]["batches"]:8d} {med / ref:12.2f}×')
+                  f'{last[s.name, k]["rows"]:8d} {last[s.name, k]["batches"]:8d} {med / ref:12.2f}× '
+                  f'(per round {" ".join(f"{q:.2f}" for q in pairs)}, median {np.median(pairs):.2f}×)')
     return out
 
 if __name__ == '__main__':
