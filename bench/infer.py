@@ -12,6 +12,8 @@
    of part 1 (same model, bs and precision), so 1 − share is what is not model compute (GPU idle, or padding).
 On cuda the defaults are resnet50, 512×512 windows, batch 64, bf16, 8 workers and a 16384-px slide; goal ≥ 1000 tiles/s
 on an H100. Ratios are meaningful within one run on one machine; absolute numbers only for the machine measured.
+Side by side with tiatoolbox, and the windows run before and after issue 14: bench/vs_tiatoolbox.py; on a GPU machine,
+everything at once: bench/gpu.sh.
 """
 import argparse, json, os, tempfile, time
 from pathlib import Path

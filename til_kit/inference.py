@@ -4,13 +4,15 @@
 
 # %% ../nbs/09_inference.ipynb #7c692c5d
 from __future__ import annotations
+from contextlib import contextmanager
 import numpy as np, torch
 from .core import *
 from .data import normalize, IMAGENET_STATS
 from .losses import task_probs
 
 # %% auto #0
-__all__ = ['FLIPS', 'PRECISIONS', 'window_starts', 'blend_weights', 'predict_batch', 'Blender', 'predict_image']
+__all__ = ['FLIPS', 'PRECISIONS', 'window_starts', 'grid_starts', 'blend_weights', 'predict_batch', 'one_thread', 'Blender',
+           'predict_image']
 
 # %% ../nbs/09_inference.ipynb #8cf46536
 def window_starts(length: int, size: int, overlap: int) -> list[int]:
@@ -20,6 +22,13 @@ def window_starts(length: int, size: int, overlap: int) -> list[int]:
     step = size - overlap
     starts = list(range(0, length - size, step))
     return starts + [length - size]
+
+# %% ../nbs/09_inference.ipynb #80f1c40e
+def grid_starts(length: int, size: int, overlap: int) -> list[int]:
+    "Starts 0, step, 2·step, … (step = `size − overlap`) of the fewest windows covering [0, `length`)."
+    if not 0 <= overlap < size: raise TilError(f'overlap must be in [0, {size}), not {overlap}')
+    step = size - overlap
+    return list(range(0, max(length - overlap, 1), step))
 
 # %% ../nbs/09_inference.ipynb #beb6d7cc
 def blend_weights(size: int, overlap: int, eps: float = 1e-3) -> np.ndarray:
@@ -52,27 +61,56 @@ def predict_batch(model, windows, stats=IMAGENET_STATS, tta: bool = False,
             for k, v in out.items(): probs[k] = probs.get(k, 0) + (v.flip(dims) if dims else v) / len(flips)
     return probs
 
+# %% ../nbs/09_inference.ipynb #b1633d0a
+@contextmanager
+def one_thread():
+    "Torch's CPU operations in one thread inside: blending adds are memory-bound, and threads only wait on a busy CPU."
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try: yield
+    finally: torch.set_num_threads(n)
+
 # %% ../nbs/09_inference.ipynb #9c0f7c6c
 class Blender:
-    "Σ w·p and Σ w of windows of side `size` on a (H, W) canvas, weighted by `blend_weights(size, overlap)`."
+    "Σ w·p of each task and Σ w on one (channels, H, W) canvas, windows of `size` weighted by `blend_weights`."
     def __init__(self, shape, size: int, overlap: int, device='cpu'):
-        self.sums, self.size = {}, size
+        self.shape, self.size, self.device = tuple(shape), size, device
         self.weight = torch.from_numpy(blend_weights(size, overlap)).to(device)
-        self.norm = torch.zeros(*shape, device=device)
+        self.canvas, self.channels = None, {}  # task → (first, end) channel on the canvas; the last channel is Σ w
+
+    def _allocate(self, channels: dict):
+        "Make the canvas for `channels` = {task: (first, end)} (once)."
+        if self.canvas is None:
+            self.channels = dict(channels)
+            n = max((e for _, e in channels.values()), default=0) + 1
+            self.canvas = torch.zeros(n, *self.shape, device=self.device)
 
     def add(self, probs: dict, boxes):
         "Add window `j` of each task's `probs` (B, C, S, S) at `boxes[j]` = (y, x); a (B, C) output covers its window."
-        s = self.size
-        probs = {k: v[:, :, None, None] if v.ndim == 2 else v for k, v in probs.items()}
-        for j, (y, x) in enumerate(boxes):
-            for k, v in probs.items():
-                if k not in self.sums: self.sums[k] = torch.zeros(v.shape[1], *self.norm.shape, device=self.norm.device)
-                self.sums[k][:, y:y + s, x:x + s] += v[j] * self.weight
-            self.norm[y:y + s, x:x + s] += self.weight
+        s, n = self.size, len(boxes)
+        probs = {k: v[:n, :, None, None].expand(-1, -1, s, s) if v.ndim == 2 else v[:n] for k, v in probs.items()}
+        ends = np.cumsum([v.shape[1] for v in probs.values()]).tolist()
+        self._allocate({k: (e - v.shape[1], e) for (k, v), e in zip(probs.items(), ends)})
+        with one_thread():
+            ones = torch.ones(n, 1, s, s, device=self.weight.device)
+            weighted = torch.cat([*(probs[k] for k in self.channels), ones], 1) * self.weight  # one op for the batch
+            for (y, x), w in zip(boxes, weighted): self.canvas[:, y:y + s, x:x + s] += w
+
+    def add_sums(self, sums: torch.Tensor, channels: dict, y: int = 0, x: int = 0):
+        "Add `sums`, a piece of another canvas with the same `channels`, at (y, x) (clipped to this canvas)."
+        self._allocate(channels)
+        h, w = min(sums.shape[1], self.shape[0] - y), min(sums.shape[2], self.shape[1] - x)
+        with one_thread(): self.canvas[:, y:y + h, x:x + w] += sums[:, :h, :w].to(self.canvas.device)
+
+    @property
+    def norm(self) -> torch.Tensor:
+        "Σ w (H, W): 0 where no window fell."
+        return torch.zeros(self.shape, device=self.device) if self.canvas is None else self.canvas[-1]
 
     def result(self) -> dict[str, torch.Tensor]:
         "Blended {task: (C, H, W)}; 0 where no window fell."
-        return {k: v / self.norm.clamp_min(1e-12) for k, v in self.sums.items()}
+        norm = self.norm.clamp_min(1e-12)
+        return {k: self.canvas[a:e] / norm for k, (a, e) in self.channels.items()}
 
 # %% ../nbs/09_inference.ipynb #dc779bab
 def predict_image(model, image: np.ndarray, size: int = 256, overlap: int = 64, stats=IMAGENET_STATS, bs: int = 8,
@@ -82,9 +120,10 @@ def predict_image(model, image: np.ndarray, size: int = 256, overlap: int = 64, 
         raise TilError(f'expected an RGB image (H, W, 3), got shape {image.shape}')
     model.eval()
     H, W = image.shape[:2]
-    ph, pw = max(H, size), max(W, size)
-    padded = np.pad(image, ((0, ph - H), (0, pw - W), (0, 0)), mode='reflect') if (ph, pw) != (H, W) else image
-    boxes = [(y, x) for y in window_starts(ph, size, overlap) for x in window_starts(pw, size, overlap)]
+    ys, xs = grid_starts(H, size, overlap), grid_starts(W, size, overlap)
+    ph, pw = ys[-1] + size, xs[-1] + size
+    padded = np.pad(image, ((0, ph - H), (0, pw - W), (0, 0)), constant_values=255)
+    boxes = [(y, x) for y in ys for x in xs]
     blend = Blender((ph, pw), size, overlap, next(model.parameters()).device)
     for i in range(0, len(boxes), bs):
         batch = boxes[i:i + bs]
