@@ -10,11 +10,14 @@ from functools import partial, wraps
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', category=FutureWarning)
 from pathlib import Path
 from fastcore.script import call_parse, Param, store_true
+from fastai.torch_core import rank_distrib
 from .core import TilError, tasks_of_kind
+from .learner import processes_line
 from .synth import synthesize
 from .tiger import validate_tiger
 from .cerberus.train import train_run, read_train_file, merge_options
 from .factory import infer
+from .cohort import is_cohort, infer_cohort
 from .evaluate import evaluate, format_evaluation, write_evaluation, plot_evaluation
 from .io import write_figure
 from .cerberus.evaluate import (is_cerberus_gt, evaluate_cerberus, format_cerberus_evaluation,
@@ -23,7 +26,8 @@ from .demo import run_demo, DEMO_SIZES
 from .cerberus.data import extract_patches
 
 # %% auto #0
-__all__ = ['user_errors', 'til_synth', 'til_validate', 'til_train', 'til_infer', 'til_eval', 'til_demo', 'til_extract_patches']
+__all__ = ['user_errors', 'say_processes', 'til_synth', 'til_validate', 'til_train', 'slide_line', 'til_infer', 'til_eval',
+           'til_demo', 'til_extract_patches']
 
 # %% ../nbs/11_cli.ipynb #aeb0f71a
 def user_errors(f=None, *, resumes: bool = False):
@@ -40,6 +44,12 @@ def user_errors(f=None, *, resumes: bool = False):
             print(f'{prog}: interrupted' + (' — run the same command again to resume' if resumes else ''), file=sys.stderr)
             sys.exit(130)
     return _f
+
+# %% ../nbs/11_cli.ipynb #9b1ec2ae
+def say_processes():
+    "Print, once, how many processes the command runs on and with what (`processes_line`), e.g. under accelerate."
+    line = processes_line()
+    if not rank_distrib(): print(f'{Path(sys.argv[0]).name}: {line}', flush=True)
 
 # %% ../nbs/11_cli.ipynb #d7a8d152
 @call_parse
@@ -102,20 +112,34 @@ def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerber
                                   '(learned)', str) = 'equal',
               lymph_target: Param('heatmap (Gaussian) or boxmask (published)', str) = 'heatmap',
               seed: Param('random seed', int) = 0,
-              workers: Param('data-loading worker processes', int) = 0):
+              workers: Param('data-loading worker processes', int) = 0,
+              sync_bn: Param('under accelerate launch on several GPUs: batch-norm statistics over all processes',
+                             store_true) = False):
     "Train TIL model (or one-task baseline) on TIGER data, or Cerberus on patch folders; resumes a stopped run in OUT."
     given = dict(locals())
+    say_processes()
     defaults = {k: p.default for k, p in inspect.signature(til_train).parameters.items()}
     if str(data).endswith(('.yml', '.yaml')):
         from_file = read_train_file(data, defaults)
         given = merge_options(from_file, dict(given, data=from_file.get('data')), dict(defaults, data=None))
     train_run(given, defaults, progress=sys.stderr.isatty())
-    print(f"wrote {Path(given['out']) / 'model.pth'}, metrics.json and curves.png")
+    if not rank_distrib(): print(f"wrote {Path(given['out']) / 'model.pth'}, metrics.json and curves.png")
+
+# %% ../nbs/11_cli.ipynb #823ae99b
+def slide_line(s: dict, out) -> str:
+    "The line `til_infer` prints for a finished input with summary `s`: what was found, and where it went."
+    found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance')
+             if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
+    if not found:
+        found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s else [])
+    return f"{s['name']}: {', '.join(found)} → {Path(out) / s['name']}"
 
 # %% ../nbs/11_cli.ipynb #ce53f8a4
 @call_parse
 @user_errors(resumes=True)
-def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, .jpg), or a folder of them', str),
+def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, .jpg), or a cohort: a folder of them '
+                            'or a .txt list of them (one path a line); a cohort also gets cohort.csv and cohort.png',
+                            str),
               model: Param('model file written by til_train (model.pth)', str),
               out: Param('output folder: one sub-folder per input (TIL: tissue.tif, detections.json, cells.geojson, '
                          'til-score.json; Cerberus: TASK.tif, TASK.csv, objects.geojson, pclass.tif; both: '
@@ -136,16 +160,20 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
               threshold: Param('lymphocyte probability above which a heatmap peak is a cell', float) = 0.5,
               device: Param('cpu or cuda (default: cuda if available)', str) = None):
     "Predict slides, ROIs, tiles: tissue, lymphocytes, TIL score (TIL models) or instances, tissue classes (Cerberus)."
-    # an interrupted slide resumes where it stopped
-    kw = dict(size=size, overlap=overlap, bs=bs, tta=tta, precision=precision, threshold=threshold, workers=workers,
-              block=block)
-    for s in infer(input, model, out, spacing, tasks, device, progress=sys.stderr.isatty(), **kw):
-        found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance')
-                 if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
-        if not found:
-            found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s
-                                                            else [])
-        print(f"{s['name']}: {', '.join(found)} → {Path(out) / s['name']}")
+    # an interrupted slide resumes where it stopped; a folder or a list file is a cohort, shared by the processes
+    say_processes()
+    kw = dict(spacing=spacing, tasks=tasks, size=size, overlap=overlap, bs=bs, tta=tta, precision=precision,
+              threshold=threshold, workers=workers, block=block, progress=sys.stderr.isatty())
+    say = lambda s: print(slide_line(s, out), flush=True)
+    if not is_cohort(input):
+        for s in infer(input, model, out, device=device, **kw): say(s)
+        return
+    rows = infer_cohort(input, model, out, on_slide=say, device=device, **kw)
+    if rank_distrib(): return
+    failed = [r for r in rows if r['status'] != 'ok']
+    print(f"wrote {Path(out) / 'cohort.csv'} and cohort.png: {len(rows) - len(failed)} of {len(rows)} slides done")
+    if failed: raise TilError(f"{len(failed)} of {len(rows)} slides failed, the first: {failed[0]['slide']}: "
+                              f"{failed[0]['status']} (cohort.csv lists them; run again to retry them)")
 
 # %% ../nbs/11_cli.ipynb #715b4043
 @call_parse
