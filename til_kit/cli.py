@@ -45,7 +45,7 @@ def user_errors(f=None, *, resumes: bool = False):
             sys.exit(130)
     return _f
 
-# %% ../nbs/11_cli.ipynb #9b1ec2ae
+# %% ../nbs/11_cli.ipynb #3626b48f
 def say_processes():
     "Print, once, how many processes the command runs on and with what (`processes_line`), e.g. under accelerate."
     line = processes_line()
@@ -125,13 +125,14 @@ def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerber
     train_run(given, defaults, progress=sys.stderr.isatty())
     if not rank_distrib(): print(f"wrote {Path(given['out']) / 'model.pth'}, metrics.json and curves.png")
 
-# %% ../nbs/11_cli.ipynb #823ae99b
+# %% ../nbs/11_cli.ipynb #225a80a0
 def slide_line(s: dict, out) -> str:
     "The line `til_infer` prints for a finished input with summary `s`: what was found, and where it went."
     found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance')
              if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
     if not found:
-        found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s else [])
+        found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s
+                                                        else [])
     return f"{s['name']}: {', '.join(found)} → {Path(out) / s['name']}"
 
 # %% ../nbs/11_cli.ipynb #ce53f8a4

@@ -223,21 +223,21 @@ def balanced_weights(flags: list[tuple]) -> np.ndarray:
     w = np.array([1 / (len(counts) * counts[k]) for k in keys])
     return w / w.sum()
 
-# %% ../nbs/03_data.ipynb #d9ad5bdd
+# %% ../nbs/03_data.ipynb #6a84aef0
 def rank_share(idxs, bs: int, rank: int | None = None, world: int | None = None) -> list:
     "Process `rank`'s share of `idxs`, all `world` processes drew alike: the `rank`-th `bs` of every `world × bs`."
     rank = rank_distrib() if rank is None else rank
     world = max(num_distrib(), 1) if world is None else world
     return [i for k, i in enumerate(idxs) if k // bs % world == rank]
 
-# %% ../nbs/03_data.ipynb #714ea7be
+# %% ../nbs/03_data.ipynb #2c5c1a23
 def rank_len(n: int, bs: int, train: bool = True) -> int:
     "Items per process of `n` in all: whole batches, equal on every process, if `train`; else its `rank_share`."
     world = max(num_distrib(), 1)
     if not train: return len(rank_share(range(n), bs))
     return n if world == 1 else max(bs, n // world // bs * bs)
 
-# %% ../nbs/03_data.ipynb #2d6da43b
+# %% ../nbs/03_data.ipynb #649e3ae0
 class ShardedDL(DataLoader):
     "A fastai `DataLoader` whose processes draw the same epoch (`draw`) and each keep their `rank_share` of it."
     @property

@@ -22,7 +22,7 @@ from fastai.callback.progress import ProgressCallback
 import fastai.callback.schedule, fastai.callback.fp16, fastai.callback.channelslast
 from fastai.torch_core import params, set_seed, default_device, num_distrib, rank_distrib
 from fastai.distributed import DistributedTrainer
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from .core import *
 from .io import atomic_path, write_json, write_figure
 from .tiger import tiger_rois, validate_tiger
@@ -282,14 +282,14 @@ def show_results(self: TilDataLoader, b, out, max_n: int = 4, threshold: float =
     plt.tight_layout()
     return fig
 
-# %% ../nbs/07_learner.ipynb #e3feaf1b
+# %% ../nbs/07_learner.ipynb #9b2cca86
 def processes_line() -> str:
     "How this run is spread, e.g. '2 processes (gloo, cpu)' or '1 process (cpu)'; joins the launcher's process group."
     state = Accelerator().state  # reads the launcher's settings (ACCELERATE_USE_CPU …)
     n = state.num_processes
     return f"{n} process{'es' if n > 1 else ''} ({', '.join(([state.backend] if n > 1 else []) + [state.device.type])})"
 
-# %% ../nbs/07_learner.ipynb #0f201c91
+# %% ../nbs/07_learner.ipynb #50e6e23c
 def gathered(obj) -> list:
     "`obj` of every process, in rank order (`[obj]` on one process)."
     if num_distrib() <= 1: return [obj]
@@ -301,7 +301,7 @@ def bare_model(model: torch.nn.Module) -> torch.nn.Module:
     "`model` without its `DistributedDataParallel` wrapper."
     return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
 
-# %% ../nbs/07_learner.ipynb #e9cb503f
+# %% ../nbs/07_learner.ipynb #29ff6c0c
 class ShardedTrainer(DistributedTrainer):
     "fastai's `DistributedTrainer` for loaders sharing epochs themselves (`ShardedDL`); metrics summed over processes."
     def _wrap_dl(self, dl): return dl
@@ -463,7 +463,9 @@ def fit_and_write(learn: Learner, args: dict, opts: TrainOptions, cbs=None) -> L
     if opts.precision == 'bf16' or (opts.precision == 'auto' and torch.cuda.is_available()):
         learn.to_channelslast(amp_mode='bf16')
     start = time.time()
-    several = [ShardedTrainer(opts.sync_bn)] if num_distrib() > 1 else []
+    # a batch may leave a head unused (a task no sample of it is labelled for; Cerberus' pixel or class batches)
+    unused = DistributedDataParallelKwargs(find_unused_parameters=True)
+    several = [ShardedTrainer(opts.sync_bn, kwargs_handlers=[unused])] if num_distrib() > 1 else []
     fit_resumable(learn, opts.epochs, opts.lr, seed=opts.seed, cbs=several + list(cbs or []))
     if rank_distrib(): return learn  # one writer: process 0
     h = history(learn)
