@@ -167,6 +167,7 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
               threshold=threshold, workers=workers, block=block, progress=sys.stderr.isatty())
     say = lambda s: print(slide_line(s, out), flush=True)
     if not is_cohort(input):
+        if rank_distrib(): return  # one input: process 0 does it
         for s in infer(input, model, out, device=device, **kw): say(s)
         return
     rows = infer_cohort(input, model, out, on_slide=say, device=device, **kw)
