@@ -8,12 +8,13 @@ import csv, hashlib, json, os, sys, time
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 from accelerate import Accelerator
 from .core import *
 from .io import atomic_path, write_json, write_figure
 from .models import error_line
 from .learner import writable_dir
-from .slides import inference_inputs, model_tasks
+from .slides import IMAGE_ONLY_EXTS, checked_spacing, inference_inputs, model_tasks
 from .factory import infer, load_model
 
 # %% auto #0
@@ -80,6 +81,7 @@ def cohort_figure(rows: list[dict]):
     ax.hist(scores, bins=np.linspace(0, 100, 21), color='#4a7ab0', edgecolor='white')
     ax.plot(scores, np.zeros_like(scores), '|', color='k', ms=20)
     ax.set(xlabel='TIL score (% of stroma area covered by lymphocytes)', ylabel='slides', xlim=(0, 100))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f'{len(rows)} slides: {len(rows) - len(failed)} done, {len(failed)} failed'
                  + (f'; median TIL score {np.median(scores):.1f}%' if len(scores) else ''))
     notes.axis('off')
@@ -112,6 +114,8 @@ def infer_cohort(inputs, model_path, out, on_slide=None, device: str | None = No
     "`til_infer` on a cohort, shared by the processes of `accelerate launch`; returns the rows of `cohort.csv`."
     files, out = cohort_inputs(inputs), writable_dir(out)
     model_tasks(load_model(model_path)[1], settings.get('tasks'))  # a bad model or task: one error, not N failures
+    images = [f for f in files if f.suffix.lower() in IMAGE_ONLY_EXTS]
+    if images and settings.get('spacing') is None: checked_spacing(None, images[0])  # images carry no spacing
     acc = Accelerator()
     if acc.is_main_process:  # claims and marks of an interrupted run
         for p in [*out.glob('.cohort-*.claim'), *out.glob('.cohort-finished-*')]: p.unlink()
