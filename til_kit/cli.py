@@ -11,7 +11,9 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated', ca
 from pathlib import Path
 import numpy as np
 from fastcore.script import call_parse, Param, store_true
+from fastai.torch_core import rank_distrib
 from .core import TilError, tasks_of_kind
+from .learner import processes_line
 from .synth import synthesize
 from .tiger import validate_tiger, challenge_inputs
 from .cerberus.train import train_run, read_train_file, merge_options
@@ -19,6 +21,7 @@ from .factory import infer
 from .learner import writable_dir
 from .slides import checked_spacing, inference_inputs, IMAGE_ONLY_EXTS
 from .outputs import score_in_bulk, write_challenge_outputs
+from .cohort import is_cohort, cohort_inputs, infer_cohort
 from .evaluate import evaluate, format_evaluation, write_evaluation, plot_evaluation
 from .io import write_figure, Slide, read_slide_mask
 from .cerberus.evaluate import (is_cerberus_gt, evaluate_cerberus, format_cerberus_evaluation,
@@ -27,8 +30,8 @@ from .demo import run_demo, DEMO_SIZES
 from .cerberus.data import extract_patches
 
 # %% auto #0
-__all__ = ['user_errors', 'til_synth', 'til_validate', 'til_train', 'tissue_mask_for', 'bulk_masks_for', 'til_infer', 'til_eval',
-           'til_demo', 'til_extract_patches']
+__all__ = ['user_errors', 'say_processes', 'til_synth', 'til_validate', 'til_train', 'slide_line', 'tissue_mask_for',
+           'bulk_masks_for', 'til_infer', 'til_eval', 'til_demo', 'til_extract_patches']
 
 # %% ../nbs/11_cli.ipynb #aeb0f71a
 def user_errors(f=None, *, resumes: bool = False):
@@ -45,6 +48,12 @@ def user_errors(f=None, *, resumes: bool = False):
             print(f'{prog}: interrupted' + (' — run the same command again to resume' if resumes else ''), file=sys.stderr)
             sys.exit(130)
     return _f
+
+# %% ../nbs/11_cli.ipynb #3626b48f
+def say_processes():
+    "Print, once, how many processes the command runs on and with what (`processes_line`), e.g. under accelerate."
+    line = processes_line()
+    if not rank_distrib(): print(f'{Path(sys.argv[0]).name}: {line}', flush=True)
 
 # %% ../nbs/11_cli.ipynb #d7a8d152
 @call_parse
@@ -108,15 +117,28 @@ def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerber
                                   '(learned)', str) = 'equal',
               lymph_target: Param('heatmap (Gaussian) or boxmask (published)', str) = 'heatmap',
               seed: Param('random seed', int) = 0,
-              workers: Param('data-loading worker processes', int) = 0):
+              workers: Param('data-loading worker processes', int) = 0,
+              sync_bn: Param('under accelerate launch on several GPUs: batch-norm statistics over all processes',
+                             store_true) = False):
     "Train TIL model (or one-task baseline) on TIGER data, or Cerberus on patch folders; resumes a stopped run in OUT."
     given = dict(locals())
+    say_processes()
     defaults = {k: p.default for k, p in inspect.signature(til_train).parameters.items()}
     if str(data).endswith(('.yml', '.yaml')):
         from_file = read_train_file(data, defaults)
         given = merge_options(from_file, dict(given, data=from_file.get('data')), dict(defaults, data=None))
     train_run(given, defaults, progress=sys.stderr.isatty())
-    print(f"wrote {Path(given['out']) / 'model.pth'}, metrics.json and curves.png")
+    if not rank_distrib(): print(f"wrote {Path(given['out']) / 'model.pth'}, metrics.json and curves.png")
+
+# %% ../nbs/11_cli.ipynb #225a80a0
+def slide_line(s: dict, out) -> str:
+    "The line `til_infer` prints for a finished input with summary `s`: what was found, and where it went."
+    found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance')
+             if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
+    if not found:
+        found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s
+                                                        else [])
+    return f"{s['name']}: {', '.join(found)} → {Path(out) / s['name']}"
 
 # %% ../nbs/11_cli.ipynb #b14fb289
 def tissue_mask_for(files: list[Path], mask) -> np.ndarray | None:
@@ -146,7 +168,9 @@ def bulk_masks_for(files: list[Path], bulk) -> dict[str, Path]:
 # %% ../nbs/11_cli.ipynb #ce53f8a4
 @call_parse
 @user_errors(resumes=True)
-def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, .jpg), or a folder of them', str),
+def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, .jpg), or a cohort: a folder of them '
+                            'or a .txt list of them (one path a line); a cohort also gets cohort.csv and cohort.png',
+                            str),
               model: Param('model file written by til_train (model.pth)', str),
               out: Param('output folder: one sub-folder per input (TIL: tissue.tif, detections.json, cells.geojson, '
                          'til-score.json; Cerberus: TASK.tif, TASK.csv, objects.geojson, pclass.tif; both: '
@@ -162,7 +186,7 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
                          store_true) = False,
               precision: Param('fp32, or bf16 on a GPU', str) = 'fp32',
               workers: Param('slide-reading processes', int) = 2,
-              block: Param('slide block side in pixels: larger blocks repeat fewer border windows and need more memory',
+              block: Param('slide block side in pixels: each is read and predicted at once (larger: more memory)',
                            int) = 4096,
               threshold: Param('lymphocyte probability above which a heatmap peak is a cell', float) = 0.5,
               device: Param('cpu or cuda (default: cuda if available)', str) = None,
@@ -174,28 +198,35 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
                            'gets segmentation.tif, detected-lymphocytes.json and til-score.json as the challenge '
                            'expects', store_true) = False):
     "Predict slides, ROIs, tiles: tissue, lymphocytes, TIL score (TIL models) or instances, tissue classes (Cerberus)."
-    # an interrupted slide resumes where it stopped
-    kw = dict(size=size, overlap=overlap, bs=bs, tta=tta, precision=precision, threshold=threshold, workers=workers,
-              block=block)
+    # an interrupted slide resumes where it stopped; a folder or a list file is a cohort, shared by the processes
+    say_processes()
+    kw = dict(spacing=spacing, tasks=tasks, size=size, overlap=overlap, bs=bs, tta=tta, precision=precision,
+              threshold=threshold, workers=workers, block=block, progress=sys.stderr.isatty())
     final = None
     if tiger:
         input, given_mask = challenge_inputs(input)
-        mask, tasks, final = mask or given_mask, tasks or 'tissue,lymph', writable_dir(out)
+        mask, kw['tasks'], final = mask or given_mask, tasks or 'tissue,lymph', writable_dir(out)
         out = final / '.til_kit-challenge'
-    files = inference_inputs(input)
-    kw['mask'], bulks = tissue_mask_for(files, mask), bulk_masks_for(files, bulk)
-    for s in infer(input, model, out, spacing, tasks, device, progress=sys.stderr.isatty(), **kw):
-        if s['name'] in bulks: s = score_in_bulk(Path(out) / s['name'], bulks[s['name']])
-        found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance')
-                 if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
-        if not found:
-            found = [f"{s.get('cells', 0)} lymphocytes"] + ([f"TIL score {s['til_score']:.1f}%"] if 'til_score' in s
-                                                            else [])
-        print(f"{s['name']}: {', '.join(found)} → {final if final is not None else Path(out) / s['name']}")
-    if final is not None:
-        written = write_challenge_outputs(Path(out) / files[0].stem, final)
-        shutil.rmtree(out)
-        print('wrote ' + ', '.join(map(str, written)))
+    files = cohort_inputs(input) if is_cohort(input) else inference_inputs(input)
+    bulks = bulk_masks_for(files, bulk)
+    def say(s):  # in TIGER's container the files go to /output, written at the end
+        if final is None: print(slide_line(s, out), flush=True)
+    if not is_cohort(input):
+        if rank_distrib(): return  # one input: process 0 does it
+        for s in infer(input, model, out, device=device, mask=tissue_mask_for(files, mask), **kw):
+            say(score_in_bulk(Path(out) / s['name'], bulks[s['name']]) if s['name'] in bulks else s)
+        if final is not None:
+            written = write_challenge_outputs(Path(out) / files[0].stem, final)
+            shutil.rmtree(out)
+            print('wrote ' + ', '.join(map(str, written)))
+        return
+    if mask is not None: raise TilError(f'--mask {mask}: a tissue mask belongs to one slide, and INPUT is not one slide')
+    rows = infer_cohort(input, model, out, on_slide=say, device=device, bulks=bulks, **kw)
+    if rank_distrib(): return
+    failed = [r for r in rows if r['status'] != 'ok']
+    print(f"wrote {Path(out) / 'cohort.csv'} and cohort.png: {len(rows) - len(failed)} of {len(rows)} slides done")
+    if failed: raise TilError(f"{len(failed)} of {len(rows)} slides failed, the first: {failed[0]['slide']}: "
+                              f"{failed[0]['status']} (cohort.csv lists them; run again to retry them)")
 
 # %% ../nbs/11_cli.ipynb #715b4043
 @call_parse

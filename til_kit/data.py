@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 from fastai.data.load import DataLoader
+from fastai.torch_core import num_distrib, rank_distrib, to_detach
 from fastai.data.core import DataLoaders
 from skimage.color import hed_from_rgb, rgb_from_hed
 from .core import *
@@ -18,7 +19,7 @@ from .tiger import *
 # %% auto #0
 __all__ = ['IMAGENET_STATS', 'LUNIT_STATS', 'STATS', 'points_to_heatmap', 'points_to_boxmask', 'Sample', 'crop', 'rot90', 'hflip',
            'stain_jitter', 'brightness_contrast', 'augment', 'roi_flags', 'normalize', 'TilDataset', 'balanced_weights',
-           'TilDataLoader', 'slide_of', 'split_by_slide', 'tiger_dataloaders']
+           'rank_share', 'rank_len', 'ShardedDL', 'TilDataLoader', 'slide_of', 'split_by_slide', 'tiger_dataloaders']
 
 # %% ../nbs/03_data.ipynb #256fb034
 def points_to_heatmap(points, shape, sigma_px: float) -> np.ndarray:
@@ -222,14 +223,40 @@ def balanced_weights(flags: list[tuple]) -> np.ndarray:
     w = np.array([1 / (len(counts) * counts[k]) for k in keys])
     return w / w.sum()
 
+# %% ../nbs/03_data.ipynb #6a84aef0
+def rank_share(idxs, bs: int, rank: int | None = None, world: int | None = None) -> list:
+    "Process `rank`'s share of `idxs`, all `world` processes drew alike: the `rank`-th `bs` of every `world × bs`."
+    rank = rank_distrib() if rank is None else rank
+    world = max(num_distrib(), 1) if world is None else world
+    return [i for k, i in enumerate(idxs) if k // bs % world == rank]
+
+# %% ../nbs/03_data.ipynb #2c5c1a23
+def rank_len(n: int, bs: int, train: bool = True) -> int:
+    "Items per process of `n` in all: whole batches, equal on every process, if `train`; else its `rank_share`."
+    world = max(num_distrib(), 1)
+    if not train: return len(rank_share(range(n), bs))
+    return n if world == 1 else max(bs, n // world // bs * bs)
+
+# %% ../nbs/03_data.ipynb #649e3ae0
+class ShardedDL(DataLoader):
+    "A fastai `DataLoader` whose processes draw the same epoch (`draw`) and each keep their `rank_share` of it."
+    @property
+    def world(self) -> int: return max(num_distrib(), 1)
+    def draw(self) -> list: raise NotImplementedError  # the items of one epoch of all processes together
+    def get_idxs(self): return rank_share(self.draw(), self.bs)
+    def to_detach(self, b, cpu=True, gather=True):
+        "Detach `b`, never gathering it from other processes: metrics add their counts over processes instead."
+        return to_detach(b, cpu, gather=False)
+
 # %% ../nbs/03_data.ipynb #38c18a6b
-class TilDataLoader(DataLoader):
-    "fastai `DataLoader` for `TilDataset`: task-balanced random draws when shuffling, and `show_batch`."
+class TilDataLoader(ShardedDL):
+    "fastai `DataLoader` for `TilDataset`: task-balanced draws when shuffling, shared by processes; `show_batch`."
     n_inp = 1
-    def get_idxs(self):
-        if not self.shuffle: return list(range(self.n))
+    def draw(self):
+        "Every item in order, or (shuffling) `n` task-balanced draws per process."
+        if not self.shuffle: return list(range(len(self.dataset)))
         rng = np.random.default_rng(self.rng.randrange(2 ** 32))
-        return rng.choice(len(self.dataset), size=self.n,
+        return rng.choice(len(self.dataset), size=self.n * self.world,
                           p=balanced_weights([self.dataset.flags[i] for i in self.dataset.items])).tolist()
 
     def show_batch(self, b=None, max_n: int = 6, ncols: int = 3, figsize=None):
@@ -278,7 +305,8 @@ def tiger_dataloaders(rois: list[Roi], tasks='tissue,lymph', valid_rois: list[Ro
     if valid_rois is None: rois, valid_rois = split_by_slide(rois, valid_pct, seed)
     train_ds = TilDataset(rois, tasks, size, train=True, **ds_kwargs)
     valid_ds = TilDataset(valid_rois, tasks, size, train=False, **ds_kwargs)
-    train = TilDataLoader(train_ds, bs=bs, shuffle=True, drop_last=True, n=epoch_len or len(train_ds),
+    train = TilDataLoader(train_ds, bs=bs, shuffle=True, drop_last=True, n=rank_len(epoch_len or len(train_ds), bs),
                           num_workers=num_workers)
-    valid = TilDataLoader(valid_ds, bs=bs, shuffle=False, num_workers=num_workers)
+    valid = TilDataLoader(valid_ds, bs=bs, shuffle=False, n=rank_len(len(valid_ds), bs, train=False),
+                          num_workers=num_workers)
     return DataLoaders(train, valid, device=device)

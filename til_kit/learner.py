@@ -20,7 +20,9 @@ from fastai.optimizer import Adam
 from fastai.callback.progress import ProgressCallback
 # fit_one_cycle, lr_find, to_channelslast
 import fastai.callback.schedule, fastai.callback.fp16, fastai.callback.channelslast
-from fastai.torch_core import params, set_seed, default_device
+from fastai.torch_core import params, set_seed, default_device, num_distrib, rank_distrib
+from fastai.distributed import DistributedTrainer
+from accelerate import Accelerator, DistributedDataParallelKwargs
 from .core import *
 from .io import atomic_path, write_json, write_figure
 from .tiger import tiger_rois, validate_tiger
@@ -30,11 +32,11 @@ from .losses import MultiTaskLoss
 from .metrics import dice_counts, dice_from_counts, find_peaks, match_points, detection_counts, prf
 
 # %% auto #0
-__all__ = ['PEAK_MIN_DISTANCE_UM', 'KIND_METRICS', 'CURVE_TITLES', 'target_points', 'TaskMetric', 'TaskLoss', 'ClassDice',
-           'PointF1', 'ObjectDice', 'ClassAccuracy', 'task_metrics', 'encoder_splitter', 'load_pretrained',
-           'task_learner', 'print_epoch', 'history', 'curve_title', 'plot_curves', 'plot_final', 'EpochSeed',
-           'Checkpoint', 'fit_resumable', 'model_config', 'save_model', 'checked_rois', 'writable_dir', 'TrainOptions',
-           'train_til', 'fit_and_write']
+__all__ = ['PEAK_MIN_DISTANCE_UM', 'KIND_METRICS', 'CURVE_TITLES', 'RANK_SEED_STRIDE', 'target_points', 'TaskMetric', 'TaskLoss',
+           'ClassDice', 'PointF1', 'ObjectDice', 'ClassAccuracy', 'task_metrics', 'encoder_splitter', 'load_pretrained',
+           'task_learner', 'print_epoch', 'history', 'curve_title', 'plot_curves', 'plot_final', 'processes_line',
+           'gathered', 'bare_model', 'ShardedTrainer', 'EpochSeed', 'Checkpoint', 'fit_resumable', 'model_config',
+           'save_model', 'checked_rois', 'writable_dir', 'TrainOptions', 'train_til', 'fit_and_write']
 
 # %% ../nbs/07_learner.ipynb #0503200c
 def target_points(target: np.ndarray, level: float = 0.5) -> np.ndarray:
@@ -61,6 +63,14 @@ class TaskMetric(Metric):
 
     def count(self, learn, pred, target): raise NotImplementedError
     def score(self) -> float: raise NotImplementedError
+
+    def sum_over_processes(self):
+        "Replace this process's counts by their sums over all processes (`ShardedTrainer` calls it, before reading)."
+        every = gathered((self.counts, self.n))
+        self.reset()
+        for counts, n in every:
+            self.add(**counts)
+            self.n += n
 
     @property
     def value(self): return self.score() if self.n else np.nan
@@ -272,13 +282,49 @@ def show_results(self: TilDataLoader, b, out, max_n: int = 4, threshold: float =
     plt.tight_layout()
     return fig
 
+# %% ../nbs/07_learner.ipynb #9b2cca86
+def processes_line() -> str:
+    "How this run is spread, e.g. '2 processes (gloo, cpu)' or '1 process (cpu)'; joins the launcher's process group."
+    state = Accelerator().state  # reads the launcher's settings (ACCELERATE_USE_CPU …)
+    n = state.num_processes
+    return f"{n} process{'es' if n > 1 else ''} ({', '.join(([state.backend] if n > 1 else []) + [state.device.type])})"
+
+# %% ../nbs/07_learner.ipynb #50e6e23c
+def gathered(obj) -> list:
+    "`obj` of every process, in rank order (`[obj]` on one process)."
+    if num_distrib() <= 1: return [obj]
+    every = [None] * num_distrib()
+    torch.distributed.all_gather_object(every, obj)
+    return every
+
+def bare_model(model: torch.nn.Module) -> torch.nn.Module:
+    "`model` without its `DistributedDataParallel` wrapper."
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+# %% ../nbs/07_learner.ipynb #29ff6c0c
+class ShardedTrainer(DistributedTrainer):
+    "fastai's `DistributedTrainer` for loaders sharing epochs themselves (`ShardedDL`); metrics summed over processes."
+    def _wrap_dl(self, dl): return dl
+    def after_train(self): self._sum_metrics()
+    def after_validate(self):
+        self._sum_metrics()
+        loss = self.recorder.loss
+        every = gathered((float(loss.total), loss.count))
+        loss.total, loss.count = sum(t for t, _ in every), sum(c for _, c in every)
+
+    def _sum_metrics(self):
+        for m in self.learn.metrics:
+            if isinstance(m, TaskMetric): m.sum_over_processes()
+
 # %% ../nbs/07_learner.ipynb #87719976
+RANK_SEED_STRIDE = 1_000_003  # seeds of process r start here × r: no two processes share an epoch seed
+
 class EpochSeed(Callback):
-    "Seed every epoch's sampling and augmentation from `seed` and the epoch number, so a resumed run repeats exactly."
+    "Seed every epoch's sampling (alike on all processes) and augmentation (per process) from `seed` and the epoch."
     order = 0
     def __init__(self, seed: int = 0): self.seed = seed
     def before_epoch(self):
-        set_seed(self.seed + self.epoch)
+        set_seed(self.seed + self.epoch + RANK_SEED_STRIDE * rank_distrib())  # each process augments differently
         self.dls.train.rng = random.Random(self.seed + self.epoch)
 
 # %% ../nbs/07_learner.ipynb #3d8de55d
@@ -292,8 +338,9 @@ class Checkpoint(Callback):
                                                                               self.smooth[1])
         self.smooth = None
     def after_epoch(self):
+        if rank_distrib(): return  # one writer: process 0 (all hold the same weights and optimiser state)
         opt = self.opt.state_dict()  # plain lists and dicts, so that `torch.load(weights_only=True)` reads it back
-        state = dict(model=self.model.state_dict(),
+        state = dict(model=bare_model(self.model).state_dict(),
                      opt=dict(state=list(opt['state']),
                               hypers=[{k: getattr(v, 'item', lambda: v)() for k, v in h.items()}
                                       for h in opt['hypers']]),
@@ -373,8 +420,11 @@ class TrainOptions:
     workers: int = 0  # data-loading worker processes
     precision: str = 'auto'  # 'auto' (bf16 on a GPU), 'fp32' or 'bf16'
     progress: bool = True  # progress bars; otherwise one log line per epoch
+    sync_bn: bool = False  # on several GPUs: batch-norm statistics over the batches of all processes
 
     def __post_init__(self):
+        if self.sync_bn and not torch.cuda.is_available():
+            raise TilError('--sync_bn needs GPUs: PyTorch synchronises batch norm on GPUs only')
         if self.precision not in ('auto', 'fp32', 'bf16'):
             raise TilError(f"--precision must be auto, fp32 or bf16, not {self.precision!r}")
         for name in ('epochs', 'bs', 'size'):
@@ -405,15 +455,19 @@ def train_til(data, out, tasks='tissue,lymph', valid=None, valid_pct: float = 0.
 
 # %% ../nbs/07_learner.ipynb #dbdc61c9
 def fit_and_write(learn: Learner, args: dict, opts: TrainOptions, cbs=None) -> Learner:
-    "Train `learn` resumably; write `model.pth`, `metrics.json` (with `args`) and `curves.png` into `learn.path`."
+    "Train `learn` resumably (data-parallel under `accelerate launch`); process 0 writes model, metrics, curves."
     out = Path(learn.path)
-    if not opts.progress:
+    if not opts.progress or rank_distrib():
         learn.remove_cb(ProgressCallback)
         learn.logger = partial(print_epoch, learn)
     if opts.precision == 'bf16' or (opts.precision == 'auto' and torch.cuda.is_available()):
         learn.to_channelslast(amp_mode='bf16')
     start = time.time()
-    fit_resumable(learn, opts.epochs, opts.lr, seed=opts.seed, cbs=cbs)
+    # a batch may leave a head unused (a task no sample of it is labelled for; Cerberus' pixel or class batches)
+    unused = DistributedDataParallelKwargs(find_unused_parameters=True)
+    several = [ShardedTrainer(opts.sync_bn, kwargs_handlers=[unused])] if num_distrib() > 1 else []
+    fit_resumable(learn, opts.epochs, opts.lr, seed=opts.seed, cbs=several + list(cbs or []))
+    if rank_distrib(): return learn  # one writer: process 0
     h = history(learn)
     save_model(learn, out / 'model.pth')
     write_json(out / 'metrics.json', dict(args=json.loads(json.dumps(args, default=str)), config=model_config(learn),

@@ -8,12 +8,11 @@ import json
 from pathlib import Path
 import cv2, numpy as np, tifffile, torch
 from fastai.data.core import DataLoaders
-from fastai.data.load import DataLoader
 from tqdm.auto import tqdm
 from ..core import *
 from ..io import read_image, write_json, staged_dir, IMAGE_EXTS
 from ..synth import cerberus_problems, CERBERUS_LABEL_DTYPES
-from ..data import stain_jitter, brightness_contrast, normalize, IMAGENET_STATS
+from ..data import stain_jitter, brightness_contrast, normalize, IMAGENET_STATS, ShardedDL, rank_len
 from ..inference import window_starts
 from ..slides import tissue_mask
 from ..instances import inst_targets, border_weights, relabel_split, INSTANCE_KERNELS
@@ -175,10 +174,11 @@ class CerberusDataset(torch.utils.data.Dataset):
         return (normalize(image, self.stats), f, *targets, f)
 
 # %% ../../nbs/10c_cerberus_data.ipynb #e4afcdf7
-class CerberusDataLoader(DataLoader):
+class CerberusDataLoader(ShardedDL):
     "fastai `DataLoader` of `CerberusDataset`: round-robin mixed segmentation batches, interleaved classification ones."
     n_inp = 2
-    def get_idxs(self):
+    def draw(self):
+        "Every item in order, or (shuffling) the batches of all processes, each `world × bs` items of one kind."
         ds = self.dataset
         starts = np.cumsum([0] + [len(s['items']) for s in ds.sources])
         if not self.shuffle: return list(range(len(ds)))
@@ -188,10 +188,10 @@ class CerberusDataLoader(DataLoader):
         pix = [s for s, src in enumerate(ds.sources) if not src.get('patch')]
         cls = [s for s, src in enumerate(ds.sources) if src.get('patch')]
         streams = {s: stream(s) for s in pix + cls}
-        idxs, cycle = [], len(pix) + len(cls)
+        idxs, cycle, bs = [], len(pix) + len(cls), self.bs * self.world  # one batch of every process together
         for b in range(self.n // self.bs):
-            if cls and (not pix or b % cycle == len(pix)): idxs += [next(streams[cls[0]]) for _ in range(self.bs)]
-            else: idxs += [next(streams[pix[k % len(pix)]]) for k in range(b, b + self.bs)]
+            if cls and (not pix or b % cycle == len(pix)): idxs += [next(streams[cls[0]]) for _ in range(bs)]
+            else: idxs += [next(streams[pix[k % len(pix)]]) for k in range(b, b + bs)]
         return idxs
 
     def chunkify(self, b):
@@ -209,6 +209,7 @@ def cerberus_dataloaders(train: CerberusDataset, valid: CerberusDataset, bs: int
                          num_workers: int = 0, device=None) -> DataLoaders:
     "fastai `DataLoaders`: `epoch_len` samples per training epoch (default: largest pixel data set × number of sets)."
     n = epoch_len or max(len(s['items']) for s in train.sources) * len(train.sources)
-    return DataLoaders(CerberusDataLoader(train, bs=bs, shuffle=True, drop_last=True, n=max(n, bs),
+    return DataLoaders(CerberusDataLoader(train, bs=bs, shuffle=True, drop_last=True, n=rank_len(max(n, bs), bs),
                                           num_workers=num_workers),
-                       CerberusDataLoader(valid, bs=bs, shuffle=False, num_workers=0), device=device)
+                       CerberusDataLoader(valid, bs=bs, shuffle=False, n=rank_len(len(valid), bs, train=False),
+                                          num_workers=0), device=device)
