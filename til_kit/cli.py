@@ -116,7 +116,8 @@ def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerber
 @call_parse
 @user_errors(resumes=True)
 def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, .jpg), or a folder of them', str),
-              model: Param('model file written by til_train (model.pth)', str),
+              model: Param("model file written by til_train (model.pth), or the authors' released Cerberus "
+                           'weights (file or folder; CC BY-NC-SA 4.0, not bundled)', str),
               out: Param('output folder: one sub-folder per input (TIL: tissue.tif, detections.json, cells.geojson, '
                          'til-score.json; Cerberus: TASK.tif, TASK.csv, objects.geojson, pclass.tif; both: '
                          'overview.png, summary.json)', str) = 'til_predictions',
@@ -134,12 +135,14 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
               block: Param('slide block side in pixels: larger blocks repeat fewer border windows and need more memory',
                            int) = 4096,
               threshold: Param('lymphocyte probability above which a heatmap peak is a cell', float) = 0.5,
-              device: Param('cpu or cuda (default: cuda if available)', str) = None):
+              device: Param('cpu or cuda (default: cuda if available)', str) = None,
+              pipeline: Param("Cerberus: published (the authors' 448→144 tiling and post-processing; default for their "
+                              'weights) or blended (the engine; default otherwise)', str) = None):
     "Predict slides, ROIs, tiles: tissue, lymphocytes, TIL score (TIL models) or instances, tissue classes (Cerberus)."
     # an interrupted slide resumes where it stopped
     kw = dict(size=size, overlap=overlap, bs=bs, tta=tta, precision=precision, threshold=threshold, workers=workers,
               block=block)
-    for s in infer(input, model, out, spacing, tasks, device, progress=sys.stderr.isatty(), **kw):
+    for s in infer(input, model, out, spacing, tasks, device, progress=sys.stderr.isatty(), pipeline=pipeline, **kw):
         found = [f'{s[t.name]} {t.name}' for t in tasks_of_kind('instance')
                  if t.name in s] + ([f"mostly {s['pclass_top']}"] if s.get('pclass_top') else [])
         if not found:
