@@ -171,7 +171,8 @@ def bulk_masks_for(files: list[Path], bulk) -> dict[str, Path]:
 def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, .jpg), or a cohort: a folder of them '
                             'or a .txt list of them (one path a line); a cohort also gets cohort.csv and cohort.png',
                             str),
-              model: Param('model file written by til_train (model.pth)', str),
+              model: Param("model file written by til_train (model.pth), or the authors' released Cerberus "
+                           'weights (file or folder; CC BY-NC-SA 4.0, not bundled)', str),
               out: Param('output folder: one sub-folder per input (TIL: tissue.tif, detections.json, cells.geojson, '
                          'til-score.json; Cerberus: TASK.tif, TASK.csv, objects.geojson, pclass.tif; both: '
                          'overview.png, summary.json)', str) = 'til_predictions',
@@ -196,12 +197,14 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
                           'them named after the slides: the TIL score counts only stroma inside it', str) = None,
               tiger: Param("INPUT is TIGER's challenge /input (one slide, its tissue mask in images/); OUT (/output) "
                            'gets segmentation.tif, detected-lymphocytes.json and til-score.json as the challenge '
-                           'expects', store_true) = False):
+                           'expects', store_true) = False,
+              pipeline: Param("Cerberus: published (the authors' 448→144 tiling and post-processing; default for their "
+                              'weights) or blended (the engine; default otherwise)', str) = None):
     "Predict slides, ROIs, tiles: tissue, lymphocytes, TIL score (TIL models) or instances, tissue classes (Cerberus)."
     # an interrupted slide resumes where it stopped; a folder or a list file is a cohort, shared by the processes
     say_processes()
     kw = dict(spacing=spacing, tasks=tasks, size=size, overlap=overlap, bs=bs, tta=tta, precision=precision,
-              threshold=threshold, workers=workers, block=block, progress=sys.stderr.isatty())
+              threshold=threshold, workers=workers, block=block, pipeline=pipeline, progress=sys.stderr.isatty())
     final = None
     if tiger:
         input, given_mask = challenge_inputs(input)
@@ -220,7 +223,8 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
             shutil.rmtree(out)
             print('wrote ' + ', '.join(map(str, written)))
         return
-    if mask is not None: raise TilError(f'--mask {mask}: a tissue mask belongs to one slide, and INPUT is not one slide')
+    if mask is not None:
+        raise TilError(f'--mask {mask}: a tissue mask belongs to one slide, and INPUT is not one slide')
     rows = infer_cohort(input, model, out, on_slide=say, device=device, bulks=bulks, **kw)
     if rank_distrib(): return
     failed = [r for r in rows if r['status'] != 'ok']

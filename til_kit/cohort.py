@@ -46,8 +46,11 @@ def cohort_inputs(path) -> list[Path]:
 
 # %% ../nbs/10h_cohort.ipynb #5cbfe473
 def cohort_key(model_path, **settings) -> str:
-    "A hash of the model file and the settings that change outputs: a record of another key is redone."
-    h = hashlib.sha1(Path(model_path).read_bytes())
+    "A hash of the model (file or folder) and the settings that change outputs: a record of another key is redone."
+    p = Path(model_path)  # a model.pth, or a folder of the authors' released weights
+    h = hashlib.sha1()
+    for f in sorted(p.rglob('*')) if p.is_dir() else [p]:
+        if f.is_file(): h.update(f.read_bytes())
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
     return h.hexdigest()
 

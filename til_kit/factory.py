@@ -4,19 +4,20 @@
 
 # %% ../nbs/10g_factory.ipynb #8541fa1a
 from __future__ import annotations
+from functools import partial
 from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 from .core import *
 from .models import TIL_ARCHS, TaskModel, arch_class, error_line
-from .cerberus.model import CerberusNet
+from .cerberus.model import CerberusNet, load_cerberus_checkpoint
 from .learner import writable_dir
-from .slides import IMAGE_ONLY_EXTS, infer_image, infer_slide, inference_inputs, model_tasks
+from .slides import IMAGE_ONLY_EXTS, InferOptions, infer_image, infer_slide, inference_inputs, model_tasks
 from .outputs import til_outputs
-from .cerberus.outputs import object_outputs
+from .cerberus.outputs import object_outputs, published_image, published_slide
 
 # %% auto #0
-__all__ = ['ARCHS', 'WRITERS', 'check_model_args', 'build_model', 'load_model', 'infer']
+__all__ = ['ARCHS', 'WRITERS', 'PUBLISHED_WRITERS', 'BLENDED_ONLY', 'check_model_args', 'build_model', 'load_model', 'infer']
 
 # %% ../nbs/10g_factory.ipynb #f5780563
 ARCHS = {**TIL_ARCHS, CerberusNet.arch: CerberusNet}
@@ -30,11 +31,20 @@ def build_model(tasks=None, arch: str = 'deeplabv3plus', encoder: str | None = N
     "A model of architecture `arch` (`ARCHS`) for `tasks`; `encoder=None` takes the architecture's own default."
     return arch_class(arch, ARCHS).build(tasks, encoder, **kwargs)
 
+# %% ../nbs/10g_factory.ipynb #a3b1ed2c
+def _authors_model(path, device) -> tuple[TaskModel, dict]:
+    "The authors' Cerberus (`load_cerberus_checkpoint`) on `device`, and its config."
+    model, cfg = load_cerberus_checkpoint(path)
+    return model.to(device), cfg
+
 # %% ../nbs/10g_factory.ipynb #6ebf1376
 def load_model(fname, device='cpu') -> tuple[TaskModel, dict]:
-    "The model in `fname` (written by `save_model`) in eval mode on `device`, and its config."
+    """The model in `fname` (written by `save_model`, or the authors' released Cerberus weights: file or folder) in
+    eval mode on `device`, and its config."""
+    if Path(fname).is_dir(): return _authors_model(fname, device)
     try: state = torch.load(fname, map_location=device, weights_only=True)
     except Exception as e: raise TilError(f'{fname}: not a til_kit model file ({error_line(e)})') from None
+    if isinstance(state, dict) and 'desc' in state: return _authors_model(fname, device)
     if not isinstance(state, dict) or 'config' not in state:
         raise TilError(f'{fname}: not a til_kit model file (no config)')
     cfg = state['config']
@@ -45,20 +55,36 @@ def load_model(fname, device='cpu') -> tuple[TaskModel, dict]:
 
 # %% ../nbs/10g_factory.ipynb #426dae87
 WRITERS = {'deeplabv3plus': til_outputs, 'published': til_outputs, 'cerberus': object_outputs}  # architecture → writer
+# architectures with their authors' own tiling → its writer; `infer(pipeline='published')`, default for their weights
+PUBLISHED_WRITERS = {'cerberus': partial(object_outputs, pipeline='published')}
+BLENDED_ONLY = ('size', 'overlap', 'tta', 'threshold', 'workers')  # engine options the published pipeline does not take
 
 def infer(inputs, model_path, out, spacing: float | None = None, tasks=None, device: str | None = None,
-          progress: bool = False, **kwargs) -> list[dict]:
-    "`til_infer`: the model on every slide (`infer_slide`) or image (`infer_image`) of `inputs`; summaries in order."
+          progress: bool = False, pipeline: str | None = None, **kwargs) -> list[dict]:
+    """`til_infer`: the model on every slide (`infer_slide`) or image (`infer_image`) of `inputs`; summaries in order.
+    `pipeline`: 'blended' (the engine) or 'published' (Cerberus' tiling); default: the model's own."""
     files, out = inference_inputs(inputs), writable_dir(out)
     model, cfg = load_model(model_path, device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model = model.to(memory_format=torch.channels_last)
     model_tasks(cfg, tasks)  # refuse a task the model lacks before any work
-    writer = WRITERS[cfg['arch']]
+    pipeline = pipeline or cfg.get('pipeline', 'blended')
+    writer, run_image, run_slide = WRITERS[cfg['arch']], infer_image, infer_slide
+    if pipeline == 'published':
+        if cfg['arch'] not in PUBLISHED_WRITERS:
+            raise TilError(f"a {cfg['arch']} model has no published pipeline: use --pipeline blended")
+        defaults = InferOptions()
+        given = [k for k in BLENDED_ONLY if k in kwargs and kwargs[k] != getattr(defaults, k)]
+        if given:
+            raise TilError(f'--{given[0]} is for --pipeline blended (the published one keeps the centre 144 px of '
+                           '448-px windows)')
+        kwargs = {k: v for k, v in kwargs.items() if k not in BLENDED_ONLY}
+        writer, run_image, run_slide = PUBLISHED_WRITERS[cfg['arch']], published_image, published_slide
+    elif pipeline != 'blended': raise TilError(f"--pipeline must be published or blended, not {pipeline!r}")
     slide_only = {'mask', 'workers', 'block', 'progress'}
     summaries = []
     for f in tqdm(files, unit='input', disable=not progress or len(files) < 2):
         if f.suffix.lower() in IMAGE_ONLY_EXTS:
             image_kwargs = {k: v for k, v in kwargs.items() if k not in slide_only}
-            summaries.append(infer_image(model, cfg, f, out, writer, spacing, tasks, **image_kwargs))
-        else: summaries.append(infer_slide(model, cfg, f, out, writer, spacing, tasks, progress=progress, **kwargs))
+            summaries.append(run_image(model, cfg, f, out, writer, spacing, tasks, **image_kwargs))
+        else: summaries.append(run_slide(model, cfg, f, out, writer, spacing, tasks, progress=progress, **kwargs))
     return summaries

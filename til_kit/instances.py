@@ -18,10 +18,10 @@ from .metrics import dice_counts, dice_from_counts
 # %% auto #0
 __all__ = ['INSTANCE_KERNELS', 'OBJECT_COLUMNS', 'ellipse_kernel', 'check_same_shape', 'relabel_split', 'inst_targets',
            'interior_instances', 'nearest_two_distances', 'border_weights', 'overlap_counts', 'paint_types',
-           'instance_types', 'drop_small', 'fill_instance_holes', 'nuclei_instances', 'grown_instances',
-           'gland_instances', 'lumen_instances', 'lumens_in_glands', 'largest_contour', 'object_row', 'object_table',
-           'to_level0', 'object_record', 'write_object_csv', 'object_features', 'overlapping_pairs', 'pair_iou',
-           'pq_counts', 'pq_from_counts', 'max_iou_pairs', 'one_to_one_pairs', 'aji_counts', 'image_pairs',
+           'instance_types', 'drop_small', 'fill_instance_holes', 'nuclei_instances', 'dilated_instances',
+           'grown_instances', 'gland_instances', 'lumen_instances', 'lumens_in_glands', 'largest_contour', 'object_row',
+           'object_table', 'to_level0', 'object_record', 'write_object_csv', 'object_features', 'overlapping_pairs',
+           'pair_iou', 'pq_counts', 'pq_from_counts', 'max_iou_pairs', 'one_to_one_pairs', 'aji_counts', 'image_pairs',
            'panoptic_quality', 'aji', 'dice_binary', 'classification_scores']
 
 # %% ../nbs/10a_instances.ipynb #4c6bb0c6
@@ -129,37 +129,57 @@ def fill_instance_holes(inst: np.ndarray) -> np.ndarray:
     return out
 
 # %% ../nbs/10a_instances.ipynb #91751aed
-def nuclei_instances(interior: np.ndarray, contour: np.ndarray) -> np.ndarray:
-    "Int32 (H, W) nucleus instances from interior and contour probabilities (H, W): marker-controlled watershed."
+def nuclei_instances(interior: np.ndarray, contour: np.ndarray, marker_connectivity: int = 2) -> np.ndarray:
+    """Int32 (H, W) nucleus instances from interior and contour probabilities (H, W): marker-controlled watershed;
+    markers labelled 8-connected (`marker_connectivity=1`: 4-connected, as Cerberus does)."""
     check_same_shape(interior, contour)
     fg = cv2.erode(((interior + contour) > 0.5).astype(np.uint8), ellipse_kernel(3).astype(np.uint8)) > 0
     fg = morphology.remove_small_objects(fg, max_size=7)
     markers = morphology.remove_small_objects(interior > 0.5, max_size=3)
-    markers = measure.label(ndimage.binary_fill_holes(markers))
+    markers = measure.label(ndimage.binary_fill_holes(markers), connectivity=marker_connectivity)
     inst = segmentation.watershed(-np.asarray(interior, float), markers, mask=fg)
     return segmentation.relabel_sequential(inst)[0].astype(np.int32)
 
+# %% ../nbs/10a_instances.ipynb #f43d18ca
+def dilated_instances(seeds: np.ndarray, size: int) -> np.ndarray:
+    """Int32 (H, W): Cerberus' growth of `seeds` (ids 1..N), id by id: dilated by OpenCV's `size`×`size` ellipse
+    (centre at `size` // 2, so an even size grows one pixel more down and right) and hole-filled, inside the seed's box
+    widened by 2·`size` px on each side where that stays inside the image (else not at all); later ids overwrite."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (max(size, 1),) * 2)
+    out, (H, W), pad = np.zeros(seeds.shape, np.int32), seeds.shape, 2 * max(size, 1)
+    for i, box in enumerate(ndimage.find_objects(seeds), 1):
+        if box is None: continue
+        (y0, y1), (x0, x1) = (box[0].start, box[0].stop), (box[1].start, box[1].stop)
+        y0, x0 = (y0 - pad if y0 >= pad else y0), (x0 - pad if x0 >= pad else x0)
+        y1, x1 = (y1 + pad if y1 + pad <= H - 1 else y1), (x1 + pad if x1 + pad <= W - 1 else x1)
+        grown = ndimage.binary_fill_holes(cv2.dilate((seeds[y0:y1, x0:x1] == i).astype(np.uint8), kernel))
+        out[y0:y1, x0:x1][grown] = i
+    return out
+
 # %% ../nbs/10a_instances.ipynb #9d5e2a7f
 def grown_instances(interior: np.ndarray, contour: np.ndarray, min_area: float, threshold: float, kernel: int,
-                    scale: float = 1.0) -> np.ndarray:
+                    scale: float = 1.0, published: bool = False) -> np.ndarray:
     """Int32 (H, W) instances: threshold interior − (contour > 0.5), drop components < min_area·scale², grow back
-    (kernel−1)/2·scale px, fill holes."""
+    (kernel−1)/2·scale px, fill holes; `published`: grown as Cerberus does (`dilated_instances`)."""
     check_same_shape(interior, contour)
     seeds = measure.label((interior - (contour > 0.5)) > threshold, connectivity=1)
+    if published: return dilated_instances(drop_small(seeds, int(min_area * scale ** 2)), int((kernel - 1) * scale))
     seeds = drop_small(seeds, min_area * scale ** 2)
     return fill_instance_holes(segmentation.expand_labels(seeds, (kernel - 1) / 2 * scale)).astype(np.int32)
 
 # %% ../nbs/10a_instances.ipynb #dac12388
 def gland_instances(interior, contour, min_area: float = 1000, threshold: float = 0.55,
-                    kernel: int = INSTANCE_KERNELS['gland'], scale: float = 1.0) -> np.ndarray:
+                    kernel: int = INSTANCE_KERNELS['gland'], scale: float = 1.0,
+                   published: bool = False) -> np.ndarray:
     "Int32 (H, W) gland instances from interior and contour probabilities; `scale` = resolution relative to 0.5 µm/px."
-    return grown_instances(interior, contour, min_area, threshold, kernel, scale)
+    return grown_instances(interior, contour, min_area, threshold, kernel, scale, published)
 
 # %% ../nbs/10a_instances.ipynb #942af75d
 def lumen_instances(interior, contour, min_area: float = 150, threshold: float = 0.5,
-                    kernel: int = INSTANCE_KERNELS['lumen'], scale: float = 1.0) -> np.ndarray:
+                    kernel: int = INSTANCE_KERNELS['lumen'], scale: float = 1.0,
+                   published: bool = False) -> np.ndarray:
     "Int32 (H, W) lumen instances from interior and contour probabilities; `scale` = resolution relative to 0.5 µm/px."
-    return grown_instances(interior, contour, min_area, threshold, kernel, scale)
+    return grown_instances(interior, contour, min_area, threshold, kernel, scale, published)
 
 # %% ../nbs/10a_instances.ipynb #c5788294
 def lumens_in_glands(

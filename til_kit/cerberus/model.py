@@ -5,15 +5,20 @@
 # %% ../../nbs/10b_cerberus.ipynb #51594b00
 from __future__ import annotations
 import math
+from pathlib import Path
+import yaml
 import torch
 from torch import nn
 import torch.nn.functional as F
 from ..core import *
-from ..models import ResNetEncoder, TaskModel, conv_bn_relu
+from ..models import ResNetEncoder, TaskModel, conv_bn_relu, load_tensors_only, error_line, _some
 
 # %% auto #0
-__all__ = ['CERBERUS_TASKS', 'FEATURES', 'BOTTLENECK_CHANNELS', 'DECODER_CHANNELS', 'SKIPS', 'ENCODER_STRIDE', 'CerberusEncoder',
-           'kaiming_init', 'CerberusDecoder', 'pixel_head', 'centre_cells', 'PatchHead', 'CerberusNet']
+__all__ = ['CERBERUS_TASKS', 'FEATURES', 'BOTTLENECK_CHANNELS', 'DECODER_CHANNELS', 'SKIPS', 'ENCODER_STRIDE', 'PCLASS_CROPS',
+           'AUTHORS_DECODERS', 'AUTHORS_HEADS', 'AUTHORS_MODULES', 'AUTHORS_INPUT', 'AUTHORS_FILES', 'CerberusEncoder',
+           'kaiming_init', 'CerberusDecoder', 'pixel_head', 'centre_cells', 'PatchHead', 'CerberusNet', 'authors_key',
+           'folded_biases', 'authors_state_dict', 'authors_standin', 'authors_files', 'authors_model_kwargs',
+           'authors_tasks', 'authors_encoder', 'load_cerberus_checkpoint']
 
 # %% ../../nbs/10b_cerberus.ipynb #01fa87e4
 CERBERUS_TASKS = ('gland', 'gland_type', 'lumen', 'nuclei', 'nuclei_type', 'pclass')  # the published model's tasks
@@ -78,25 +83,29 @@ def pixel_head(n_out: int, in_channels: int = 64, hidden: int = 96) -> nn.Sequen
 # %% ../../nbs/10b_cerberus.ipynb #fcb0e837
 ENCODER_STRIDE = 16
 
-def centre_cells(n: int, input_px: int, size_px: int, stride: int = ENCODER_STRIDE) -> slice:
-    "Of `n` stride-`stride` cells (cell i at input px stride·i), the `size_px // stride` (≤ `n`) central in `input_px`."
+PCLASS_CROPS = ('kit', 'authors')  # which central cells the patch head pools: ours, or Cerberus' plain centre crop
+
+def centre_cells(n: int, input_px: int, size_px: int, stride: int = ENCODER_STRIDE, rule: str = 'kit') -> slice:
+    """Of `n` stride-`stride` cells (cell i at input px stride·i), the `size_px // stride` (≤ `n`) central in
+    `input_px`; `rule='authors'`: the plain centre crop, cells (n − k) // 2 on."""
     k = min(max(size_px // stride, 1), n)
-    start = math.ceil((input_px - size_px) / 2 / stride)
+    start = (n - k) // 2 if rule == 'authors' else math.ceil((input_px - size_px) / 2 / stride)
     start = min(max(start, 0), n - k)
     return slice(start, start + k)
 
 # %% ../../nbs/10b_cerberus.ipynb #0c0ca33a
 class PatchHead(nn.Module):
     "Logits (B, n_classes) of the central `size` px from the stride-16 feature: crop, GAP, BN-ReLU-Dropout, 1×1 convs."
-    def __init__(self, in_channels: int, n_classes: int, size: int = 144, hidden: int = 256, dropout: float = 0.3):
+    def __init__(self, in_channels: int, n_classes: int, size: int = 144, hidden: int = 256, dropout: float = 0.3,
+                 rule: str = 'kit'):
         super().__init__()
-        self.size = size
+        self.size, self.rule = size, rule  # `rule`: which cells `centre_cells` crops (`PCLASS_CROPS`)
         self.classify = nn.Sequential(nn.BatchNorm2d(in_channels), nn.ReLU(inplace=True), nn.Dropout(dropout),
                                       conv_bn_relu(in_channels, hidden, 1), nn.Conv2d(hidden, n_classes, 1))
 
     def crop(self, feature, input_size) -> torch.Tensor:
         "The cells of `feature` (B, C, h, w) that cover the central `size` px of an input of `input_size` (H, W)."
-        rows, cols = (centre_cells(n, px, self.size) for n, px in zip(feature.shape[-2:], input_size))
+        rows, cols = (centre_cells(n, px, self.size, rule=self.rule) for n, px in zip(feature.shape[-2:], input_size))
         return feature[..., rows, cols]
 
     def forward(self, feature, input_size) -> torch.Tensor:
@@ -107,9 +116,10 @@ class CerberusNet(TaskModel):
     "Cerberus: ResNet encoder (stride-1 stem), U-Net decoder + head per pixel task, patch heads; runs only tasks asked."
     arch, default_encoder, default_tasks = 'cerberus', 'resnet34', 'gland,lumen,nuclei,pclass'
 
-    def __init__(self, tasks='gland,lumen,nuclei,pclass', encoder: str = 'resnet34', pclass_size: int = 144):
+    def __init__(self, tasks='gland,lumen,nuclei,pclass', encoder: str = 'resnet34', pclass_size: int = 144,
+                 pclass_crop: str = 'kit'):
         super().__init__()
-        self.check_args(tasks, encoder, pclass_size=pclass_size)
+        self.check_args(tasks, encoder, pclass_size=pclass_size, pclass_crop=pclass_crop)
         self.tasks = parse_tasks(tasks)
         self.encoder = CerberusEncoder(encoder)
         channels = dict(zip(FEATURES, self.encoder.feature_channels))
@@ -117,16 +127,18 @@ class CerberusNet(TaskModel):
         self.bottleneck = nn.Conv2d(channels['layer4'], BOTTLENECK_CHANNELS, 1, bias=False) if pixel else None
         self.decoders = nn.ModuleDict({t.name: CerberusDecoder([channels[k] for k in SKIPS]) for t in pixel})
         self.heads = nn.ModuleDict({t.name: pixel_head(t.n_out, DECODER_CHANNELS[-1][-1]) if t.name in self.decoders
-                                    else PatchHead(channels['layer4'], t.n_out, pclass_size) for t in self.tasks})
+                                    else PatchHead(channels['layer4'], t.n_out, pclass_size, rule=pclass_crop)
+                                    for t in self.tasks})
         for part in (self.bottleneck, self.decoders, self.heads):
             if part is not None: kaiming_init(part)
         self.config = dict(arch=self.arch, tasks=task_names(self.tasks), encoder=encoder, pclass_size=pclass_size,
-                           output_stride=ENCODER_STRIDE, shared_decoder=False,
+                           pclass_crop=pclass_crop, output_stride=ENCODER_STRIDE,
+                           shared_decoder=False,
                            decoder_channels=DECODER_CHANNELS[-1][-1])
 
     @classmethod
     def check_args(cls, tasks=None, encoder: str | None = None, output_stride: int = ENCODER_STRIDE,
-                   pclass_size: int = 144, **kwargs):
+                   pclass_size: int = 144, pclass_crop: str = 'kit', **kwargs):
         "Raise a `TilError` for arguments it cannot be built from (cheap: nothing built); output stride is always 16."
         super().check_args(tasks, encoder)
         if output_stride != ENCODER_STRIDE:
@@ -134,6 +146,8 @@ class CerberusNet(TaskModel):
         if isinstance(pclass_size, bool) or not isinstance(pclass_size, int) or pclass_size < ENCODER_STRIDE:
             raise TilError(f'pclass_size must be a whole number of pixels ≥ {ENCODER_STRIDE} (one stride-16 cell), '
                            f'not {pclass_size!r}')
+        if pclass_crop not in PCLASS_CROPS:
+            raise TilError(f'pclass_crop must be one of {", ".join(PCLASS_CROPS)}, not {pclass_crop!r}')
 
     def asked_tasks(self, tasks=None) -> list[str]:
         "Model's task names among `tasks` ('a,b', names, `Task`s, batch flags (B, n_tasks); None: all), in model order."
@@ -154,3 +168,139 @@ class CerberusNet(TaskModel):
         skips = [f[k] for k in SKIPS]
         return {n: self.heads[n](self.decoders[n](deep, skips)) if n in self.decoders
                 else self.heads[n](f['layer4'], x.shape[-2:]) for n in names}
+
+# %% ../../nbs/10b_cerberus.ipynb #9420c6ff
+AUTHORS_DECODERS = {'gland': 'Gland', 'gland_type': 'Gland#TYPE', 'lumen': 'Lumen', 'nuclei': 'Nuclei',
+                    'nuclei_type': 'Nuclei#TYPE', 'pclass': 'Patch-Class'}  # task → the authors' decoder name
+AUTHORS_HEADS = {'instance': 'INST', 'types': 'TYPE'}  # pixel-task kind → the authors' output-head name
+AUTHORS_MODULES = {  # module of one of our heads → the authors' module
+    'pixel': {'0.0': 'x.0.block.0.conv', '0.1': 'x.0.block.0.bn', '1': 'x.1.conv'},
+    'classification': {'classify.0': 'bn1', 'classify.3.0': 'conv1', 'classify.3.1': 'bn2', 'classify.4': 'conv2'}}
+AUTHORS_INPUT = dict(stats=[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], spacing=0.5, size=448)  # RGB / 255, 0.5 µm/px, 448 px
+
+def authors_key(key: str) -> str:
+    "The authors' name (their `NetDesc`) of a `CerberusNet` state-dict key."
+    part, rest = key.split('.', 1)
+    if part == 'encoder': return f'backbone.{rest}'
+    if part == 'bottleneck': return f'conv_map.{rest}'
+    task, rest = rest.split('.', 1)
+    module, param = rest.rsplit('.', 1)
+    if part == 'decoders':  # blocks.<level>.<layer>.<0: conv, 1: BN>
+        _, level, layer, sub = module.split('.')
+        return f"decoder_head.{AUTHORS_DECODERS[task]}.{level}.block.{layer}.{('conv', 'bn')[int(sub)]}.{param}"
+    kind = TASKS[task].kind
+    if kind == 'classification': return f'decoder_head.{AUTHORS_DECODERS[task]}.{AUTHORS_MODULES[kind][module]}.{param}'
+    return f"output_head.{AUTHORS_DECODERS[task]}.{AUTHORS_HEADS[kind]}.{AUTHORS_MODULES['pixel'][module]}.{param}"
+
+# %% ../../nbs/10b_cerberus.ipynb #4950be7d
+def folded_biases(model: nn.Module) -> dict[str, str]:
+    """{the authors' name of the bias a conv here lacks: our running mean it folds into}, for every bias-free conv
+    directly followed by a BatchNorm (`conv_bn_relu`)."""
+    return {authors_key(f'{name}.0.bias'): f'{name}.1.running_mean' for name, m in model.named_modules()
+            if isinstance(m, nn.Sequential) and len(m) > 1 and isinstance(m[0], nn.Conv2d) and m[0].bias is None
+            and isinstance(m[1], nn.BatchNorm2d)}
+
+# %% ../../nbs/10b_cerberus.ipynb #19623ba4
+def authors_state_dict(model: CerberusNet, theirs: dict, where='the file') -> dict:
+    """`model`'s state dict from the authors' `theirs`: every tensor placed, conv biases folded into BatchNorm means,
+    `backbone.fc` left out; a `TilError` naming what does not fit."""
+    own = model.state_dict()
+    names = {k: authors_key(k) for k in own}
+    folds = {b: k for b, k in folded_biases(model).items() if b in theirs}
+    used = set(names.values()) | set(folds)
+    missing = [v for v in names.values() if v not in theirs]
+    unexpected = [k for k in theirs if k not in used and not k.startswith('backbone.fc.')]
+    wrong = [v for k, v in names.items() if v in theirs and tuple(theirs[v].shape) != tuple(own[k].shape)]
+    wrong += [b for b, k in folds.items() if tuple(theirs[b].shape) != tuple(own[k].shape)]
+    if missing or unexpected or wrong:
+        problems = (('missing', missing), ('unexpected', unexpected), ('of the wrong shape', wrong))
+        raise TilError(f'{where}: not a Cerberus {model.config["encoder"]} with tasks '
+                       f'{",".join(model.config["tasks"])}: '
+                       + '; '.join(f'{len(ks)} tensors {what} ({_some(ks)})' for what, ks in problems if ks))
+    sd = {k: theirs[v] for k, v in names.items()}
+    for b, k in folds.items(): sd[k] = sd[k] - theirs[b]  # BN(conv(x) + b) with mean μ = BN(conv(x)) with mean μ − b
+    return sd
+
+# %% ../../nbs/10b_cerberus.ipynb #b598790d
+def authors_standin(path, seed: int = 0, keys=DATA_SAMPLES / 'cerberus-weights-keys.tsv', prefix: str = '',
+                    extra: dict | None = None) -> Path:
+    """Write a stand-in for the authors' weights to `path`: every tensor of `keys` (name TAB shape) random, with
+    non-trivial BatchNorm statistics, as `{'desc': state_dict}` (names after `prefix`) plus `extra` entries."""
+    g = torch.Generator().manual_seed(seed)
+    rand = lambda *shape: torch.rand(shape, generator=g)
+    sd = {}
+    for line in Path(keys).read_text().splitlines():
+        name, shape = line.split('\t')
+        shape, last = tuple(int(s) for s in shape.strip('()').split(',') if s.strip()), name.rsplit('.', 1)[-1]
+        if last == 'num_batches_tracked': sd[name] = torch.tensor(1000)
+        elif last == 'running_var': sd[name] = 0.5 + 1.5 * rand(*shape)
+        elif last in ('running_mean', 'bias'): sd[name] = 0.4 * rand(*shape) - 0.2
+        elif len(shape) == 1: sd[name] = 0.6 + 0.4 * rand(*shape)  # BatchNorm weight
+        else: sd[name] = torch.randn(shape, generator=g) * (2 / math.prod(shape[1:])) ** 0.5  # He normal
+    for name in sd:  # the heads' logits a few units apart: maps with objects in them
+        if name.endswith('x.1.conv.weight'): sd[name] = 4 * sd[name]
+    torch.save({'desc': {prefix + k: v for k, v in sd.items()}, **(extra or {})}, path)
+    return Path(path)
+
+# %% ../../nbs/10b_cerberus.ipynb #404a3a9d
+AUTHORS_FILES = dict(weights='weights.tar', settings='settings.yml')  # a released model folder
+
+def authors_files(path) -> tuple[Path, Path | None]:
+    "(weights file, settings.yml or None) of the authors' released model folder, or of a weights file `path`."
+    path = Path(path)
+    if not path.is_dir():
+        if not path.is_file(): raise TilError(f'{path}: no such file or folder')
+        return path, None
+    weights, settings = path / AUTHORS_FILES['weights'], path / AUTHORS_FILES['settings']
+    if not weights.is_file():
+        raise TilError(f"{path}: a folder without {AUTHORS_FILES['weights']}: not a Cerberus model")
+    return weights, settings if settings.is_file() else None
+
+# %% ../../nbs/10b_cerberus.ipynb #90b037a4
+def authors_model_kwargs(settings: Path | None) -> dict:
+    "`model_kwargs` of the authors' settings.yml ({} if None): `considered_tasks`, `encoder_backbone_name`, …"
+    if settings is None: return {}
+    try: kwargs = yaml.safe_load(settings.read_text()).get('model_kwargs') or {}
+    except Exception as e: raise TilError(f'{settings}: unreadable settings ({error_line(e)})') from None
+    if not isinstance(kwargs, dict): raise TilError(f'{settings}: model_kwargs is not a mapping')
+    return kwargs
+
+# %% ../../nbs/10b_cerberus.ipynb #8e6b40ae
+def authors_tasks(state: dict, considered=None, where='the file') -> list[str]:
+    "Our task names of the decoders in the authors' `state`, in the order of `considered` (their names) if given."
+    ours = {v: k for k, v in AUTHORS_DECODERS.items()}
+    found = list(dict.fromkeys(k.split('.')[1] for k in state if k.startswith('decoder_head.')))
+    unknown = [n for n in found + list(considered or []) if n not in ours]
+    if unknown: raise TilError(f'{where}: unknown Cerberus decoder {unknown[0]!r} (known: {", ".join(ours)})')
+    if not found: raise TilError(f'{where}: no Cerberus decoder (decoder_head.*) in the state dict')
+    if considered is not None and set(considered) != set(found):
+        raise TilError(f'{where}: settings.yml names the tasks {", ".join(considered)} but the weights hold '
+                       f'{", ".join(found)}')
+    return [ours[n] for n in (considered or found)]
+
+def authors_encoder(state: dict) -> str:
+    "The ResNet of the authors' `state`: resnet50 (bottleneck blocks), resnet18 (two blocks in layer3) or resnet34."
+    if 'backbone.layer1.0.conv3.weight' in state: return 'resnet50'
+    return 'resnet34' if 'backbone.layer3.2.conv1.weight' in state else 'resnet18'
+
+# %% ../../nbs/10b_cerberus.ipynb #39476b13
+def load_cerberus_checkpoint(path, verbose: bool = True) -> tuple[CerberusNet, dict]:
+    """The authors' released Cerberus (weights file, training checkpoint or folder with settings.yml) as a
+    `CerberusNet` in eval mode, and its config; a `TilError` (one line) for anything else."""
+    weights, settings = authors_files(path)
+    ckpt, _ = load_tensors_only(weights)
+    state = ckpt.get('desc') if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise TilError(f"{weights}: not a Cerberus checkpoint (no 'desc' state dict)")
+    if all(str(k).startswith('module.') for k in state): state = {k[len('module.'):]: v for k, v in state.items()}
+    kwargs = authors_model_kwargs(settings)
+    tasks = authors_tasks(state, kwargs.get('considered_tasks'), weights)
+    encoder = kwargs.get('encoder_backbone_name') or authors_encoder(state)
+    model = CerberusNet.build(tasks, encoder, pclass_crop='authors')
+    model.load_state_dict(authors_state_dict(model, state, weights), strict=True)
+    unused = sorted(k for k in state if k.startswith('backbone.fc.'))
+    if verbose:
+        print(f'{weights.name}: all {len(state) - len(unused)} tensors used by {",".join(tasks)} '
+              f'({sum(b in state for b in folded_biases(model))} conv biases folded into BatchNorm means); '
+              f'unused: {", ".join(unused) or "none"}')
+    return model.eval(), dict(model.config, **AUTHORS_INPUT, pipeline='published')

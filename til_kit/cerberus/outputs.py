@@ -4,18 +4,26 @@
 
 # %% ../../nbs/10f_cerberus_infer.ipynb #4dc129e9
 from __future__ import annotations
+import shutil, time
+from dataclasses import replace
 from pathlib import Path
 import numpy as np, zarr
+from PIL import Image
+from tqdm.auto import tqdm
 from skimage.segmentation import find_boundaries
 from ..core import *
-from ..io import write_tiff_levels, write_geojson
-from ..slides import Plan, Prediction, Rescaled, as_level0, label_pyramid
+from ..io import Slide, read_image, write_tiff_levels, write_geojson
+from ..inference import predict_batch
+from ..slides import (KIND_STORAGE, Plan, Prediction, Rescaled, as_level0, checked_spacing, label_pyramid,
+                            mask_region, model_tasks, plan_slide, tissue_mask, write_outputs)
 from ..instances import (nuclei_instances, gland_instances, lumen_instances, lumens_in_glands, object_table,
                                write_object_csv, object_features)
 
 # %% auto #0
-__all__ = ['OBJECT_FILES', 'OBJECT_STEPS', 'TYPE_TASKS', 'OBJECT_COLORS', 'PCLASS_COLORS', 'region_instances', 'shifted_row',
-           'slide_objects', 'class_shares', 'object_overview', 'object_outputs']
+__all__ = ['OBJECT_FILES', 'OBJECT_STEPS', 'PUBLISHED_STEPS', 'PIPELINES', 'TYPE_TASKS', 'OBJECT_COLORS', 'PCLASS_COLORS',
+           'PUBLISHED_WINDOW', 'PUBLISHED_OUTPUT', 'PUBLISHED_CONTEXT', 'region_instances', 'shifted_row',
+           'slide_objects', 'class_shares', 'object_overview', 'object_outputs', 'exact_dtype', 'centre_tiled',
+           'published_maps', 'published_image', 'block_cells', 'published_slide']
 
 # %% ../../nbs/10f_cerberus_infer.ipynb #d9dae23f
 # besides <task>.tif and <task>.csv, overview.png and summary.json
@@ -25,15 +33,24 @@ OBJECT_STEPS = {
     'gland': (lambda interior, contour, scale: gland_instances(interior, contour, scale=scale), None),
     'lumen': (lambda interior, contour, scale: lumen_instances(interior, contour, scale=scale), 'gland'),
     'nuclei': (lambda interior, contour, scale: nuclei_instances(interior, contour), None)}  # containers first
+# the same, by Cerberus' own rules (`10a_instances`): the published pipeline
+PUBLISHED_STEPS = {
+    'gland': (lambda interior, contour, scale: gland_instances(interior, contour, scale=scale, published=True), None),
+    'lumen': (lambda interior, contour, scale: lumen_instances(interior, contour, scale=scale, published=True),
+              'gland'),
+    'nuclei': (lambda interior, contour, scale: nuclei_instances(interior, contour, marker_connectivity=1), None)}
+# pipeline → (post-processing steps, smallest piece of a lumen kept inside its gland, px at 0.5 µm/px)
+PIPELINES = {'blended': (OBJECT_STEPS, 150), 'published': (PUBLISHED_STEPS, 0)}
 TYPE_TASKS = {t.objects: t for t in tasks_of_kind('types')}  # instance task → the task typing its objects
 OBJECT_COLORS = {'gland': (255, 200, 0), 'lumen': (0, 200, 255), 'nuclei': (40, 220, 40)}
 PCLASS_COLORS = np.array([[255, 255, 255], [31, 119, 180], [214, 39, 40], [255, 127, 14], [148, 103, 189],
                           # 0 off tissue, then one per class
                           [140, 86, 75], [227, 119, 194], [127, 127, 127], [188, 189, 34], [23, 190, 207]], np.uint8)
 
-def region_instances(task: str, probs: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    "Int32 instances of `task` from interior and contour probabilities (2, h, w); `scale`: resolution vs 0.5 µm/px."
-    return OBJECT_STEPS[task][0](probs[0], probs[1], scale)
+def region_instances(task: str, probs: np.ndarray, scale: float = 1.0, pipeline: str = 'blended') -> np.ndarray:
+    """Int32 instances of `task` from interior and contour probabilities (2, h, w) by the rules of `pipeline`
+    (`PIPELINES`); `scale`: resolution vs 0.5 µm/px."""
+    return PIPELINES[pipeline][0][task][0](probs[0], probs[1], scale)
 
 # %% ../../nbs/10f_cerberus_infer.ipynb #84c89fb8
 def shifted_row(row: dict, new_id: int, dx: int, dy: int) -> dict:
@@ -44,7 +61,8 @@ def shifted_row(row: dict, new_id: int, dx: int, dy: int) -> dict:
                 contour=row['contour'] + [dx, dy])
 
 # %% ../../nbs/10f_cerberus_infer.ipynb #e1dae902
-def slide_objects(maps: dict, task: str, plan: Plan, store: Path, glands=None, margin: int | None = None) -> tuple:
+def slide_objects(maps: dict, task: str, plan: Plan, store: Path, glands=None, margin: int | None = None,
+                  pipeline: str = 'blended') -> tuple:
     "(int32 zarr labels, object rows in grid px) of `task`, by blocks + `margin` (default window); lumens in `glands`."
     H, W = plan.height, plan.width
     labels = zarr.create_array(store, name=task, shape=(H, W), chunks=(plan.block,) * 2, dtype=np.int32, fill_value=0,
@@ -57,8 +75,9 @@ def slide_objects(maps: dict, task: str, plan: Plan, store: Path, glands=None, m
         ry0, rx0, ry1, rx1 = max(0, y0 - m), max(0, x0 - m), min(H, y1 + m), min(W, x1 + m)
         probs = np.asarray(maps[task][:, ry0:ry1, rx0:rx1], np.float32)
         if not probs.any(): continue
-        inst, parent = region_instances(task, probs, scale), None
-        if glands is not None: inst, parent = lumens_in_glands(inst, np.asarray(glands[ry0:ry1, rx0:rx1]), scale=scale)
+        inst, parent = region_instances(task, probs, scale, pipeline), None
+        if glands is not None:
+            inst, parent = lumens_in_glands(inst, np.asarray(glands[ry0:ry1, rx0:rx1]), PIPELINES[pipeline][1], scale)
         types = np.asarray(maps[type_task][ry0:ry1, rx0:rx1]) if type_task in maps else None
         mine = [r for r in object_table(inst, types, probs[0], parent) if y0 <= r['centroid'][1] + ry0 < y1
                 and x0 <= r['centroid'][0] + rx0 < x1]
@@ -109,13 +128,16 @@ def object_overview(thumb: np.ndarray, labels: dict, pclass, title: str):
     return fig
 
 # %% ../../nbs/10f_cerberus_infer.ipynb #f2a7c6fb
-def object_outputs(pred: Prediction, folder: Path, summary: dict):
-    "Cerberus writer: instance TIFFs, CSVs, objects.geojson, pclass.tif to `folder`, counts to `summary`; → overview."
+def object_outputs(pred: Prediction, folder: Path, summary: dict, pipeline: str = 'blended'):
+    """Cerberus writer: instance TIFFs, CSVs, objects.geojson, pclass.tif to `folder`, counts to `summary`; → overview.
+    Objects by the post-processing of `pipeline` (`PIPELINES`)."""
     maps, plan, shape0, spacing0 = pred.maps, pred.plan, pred.shape0, pred.spacing0
     features, drawn, made = [], {}, {}
-    for task, (_, container) in OBJECT_STEPS.items():
+    summary['pipeline'] = pipeline
+    for task, (_, container) in PIPELINES[pipeline][0].items():
         if task not in maps: continue
-        labels, rows = slide_objects(maps, task, plan, pred.work / 'objects.zarr', made.get(container))
+        labels, rows = slide_objects(maps, task, plan, pred.work / 'objects.zarr', made.get(container),
+                                     pipeline=pipeline)
         made[task] = labels
         levels = label_pyramid(as_level0(labels, shape0), pred.work / f'pyramid-{task}.zarr')
         write_tiff_levels(folder / f'{task}.tif', levels, spacing0)
@@ -136,3 +158,108 @@ def object_outputs(pred: Prediction, folder: Path, summary: dict):
     title = f"{summary['name']}: " + ', '.join(f'{summary[t]} {t}' for t in drawn)
     if summary.get('pclass_top'): title += f", mostly {summary['pclass_top']}"
     return object_overview(pred.thumb, drawn, classes, title)
+
+# %% ../../nbs/10f_cerberus_infer.ipynb #41986037
+PUBLISHED_WINDOW, PUBLISHED_OUTPUT = 448, 144  # px at 0.5 µm/px: the window the network sees, the centre kept of it
+PUBLISHED_CONTEXT = (PUBLISHED_WINDOW - PUBLISHED_OUTPUT) // 2  # 152 px on each side
+
+def exact_dtype(task: str) -> np.dtype:
+    "The dtype the published pipeline keeps `task`'s map in: the engine's (`KIND_STORAGE`), but float32 for floats."
+    dtype = np.dtype(KIND_STORAGE[TASKS[task].kind][1])
+    return np.dtype(np.float32) if dtype.kind == 'f' else dtype
+
+# %% ../../nbs/10f_cerberus_infer.ipynb #de07e944
+def centre_tiled(model, padded: np.ndarray, cells: list, grid: tuple, tasks, stats, bs: int = 16,
+                 precision: str = 'fp32') -> dict[str, np.ndarray]:
+    """Maps {task: (2, 144·rows, 144·cols) float32 interior and contour, or (144·rows, 144·cols) classes} of the
+    (row, col) `cells` of a `grid` = (rows, cols) of 144-px cells: the window of cell (r, c) is `padded`[144·r :
+    144·r + 448, 144·c : 144·c + 448], its central 144 px kept; a class is painted over them. Other cells stay 0."""
+    S, O, C = PUBLISHED_WINDOW, PUBLISHED_OUTPUT, PUBLISHED_CONTEXT
+    out = {t: np.zeros((KIND_STORAGE[TASKS[t].kind][0],) * (KIND_STORAGE[TASKS[t].kind][0] > 1)
+                       + (grid[0] * O, grid[1] * O), exact_dtype(t)) for t in tasks}
+    for i in range(0, len(cells), bs):
+        batch = cells[i:i + bs]
+        probs = predict_batch(model, np.stack([padded[r * O:r * O + S, c * O:c * O + S] for r, c in batch]), stats,
+                              precision=precision)
+        for t in tasks:
+            task, p = TASKS[t], probs[t]
+            for j, (r, c) in enumerate(batch):
+                q = p[j][:, None, None].expand(-1, O, O) if p.ndim == 2 else p[j][:, C:C + O, C:C + O]
+                out[t][..., r * O:(r + 1) * O, c * O:(c + 1) * O] = KIND_STORAGE[task.kind][2](task, q)
+    return out
+
+# %% ../../nbs/10f_cerberus_infer.ipynb #6777991d
+def published_maps(model, image: np.ndarray, tasks, stats, bs: int = 16, precision: str = 'fp32') -> dict:
+    "The maps of `centre_tiled` for an RGB `image` (H, W, 3), reflect-padded as the authors' tile script pads it."
+    H, W = image.shape[:2]
+    rows, cols = -(-H // PUBLISHED_OUTPUT), -(-W // PUBLISHED_OUTPUT)
+    C, extra = PUBLISHED_CONTEXT, PUBLISHED_WINDOW
+    padded = np.pad(image, ((C, rows * PUBLISHED_OUTPUT + extra - H), (C, cols * PUBLISHED_OUTPUT + extra - W), (0, 0)),
+                    mode='reflect')
+    cells = [(r, c) for r in range(rows) for c in range(cols)]
+    return {t: v[..., :H, :W] for t, v in centre_tiled(model, padded, cells, (rows, cols), tasks, stats, bs,
+                                                        precision).items()}
+
+# %% ../../nbs/10f_cerberus_infer.ipynb #003f5a04
+def published_image(model, cfg: dict, path, out, writer, spacing: float | None = None, tasks=None, bs: int = 16,
+                    precision: str = 'fp32') -> dict:
+    "`infer_image` by the published pipeline: one ROI or tile, Cerberus' tiling (`published_maps`); a summary."
+    path, out = Path(path), Path(out)
+    spacing0 = checked_spacing(spacing, path)
+    original = image = read_image(path)
+    shape0, keep = image.shape[:2], model_tasks(cfg, tasks)
+    H, W = (max(1, round(n * spacing0 / cfg['spacing'])) for n in shape0)
+    if (H, W) != shape0: image = np.asarray(Image.fromarray(image).resize((W, H), Image.Resampling.BILINEAR))
+    t0 = time.perf_counter()
+    maps = published_maps(model, image, keep, cfg['stats'], bs, precision)
+    plan = Plan(W, H, cfg['spacing'], PUBLISHED_WINDOW, PUBLISHED_WINDOW - PUBLISHED_OUTPUT, max(H, W), {(0, 0): []})
+    work = out / f'.{path.stem}.work'
+    try:
+        return write_outputs(Prediction(path.stem, maps, plan, shape0, spacing0, original, work), out, writer,
+                             dict(seconds=round(time.perf_counter() - t0, 2)))
+    finally: shutil.rmtree(work, ignore_errors=True)
+
+# %% ../../nbs/10f_cerberus_infer.ipynb #2886fe44
+def block_cells(plan: Plan, b) -> list[tuple[int, int]]:
+    "The 144-px cells (row, col, counted from the block's corner) of block `b` of `plan` under its tissue windows."
+    O, (y0, x0, y1, x1) = PUBLISHED_OUTPUT, plan.bounds(b)
+    near = lambda v: {v // O, (v + O - 1) // O}  # a flush last window straddles two cells
+    return sorted({(r - y0 // O, c - x0 // O) for y, x in plan.blocks[b] for r in near(y) for c in near(x)
+                   if y0 <= r * O < y1 and x0 <= c * O < x1})
+
+# %% ../../nbs/10f_cerberus_infer.ipynb #23571a85
+def published_slide(model, cfg: dict, path, out, writer, spacing: float | None = None, tasks=None,
+                    mask: np.ndarray | None = None, bs: int = 16, precision: str = 'fp32', block: int = 4096,
+                    progress: bool = False) -> dict:
+    """`infer_slide` by the published pipeline: blocks of whole 144-px cells (`block` rounded down), each read with its
+    context and run by `centre_tiled`; not resumable. Writes `out/<slide name>` with `writer`; returns a summary."""
+    path, out, O, C = Path(path), Path(out), PUBLISHED_OUTPUT, PUBLISHED_CONTEXT
+    work = out / f'.{path.stem}.work'
+    with Slide(path, spacing) as slide:
+        slide.verify()
+        spacing0 = checked_spacing(slide.spacing, path)
+        if slide.n_channels < 3: raise TilError(f'{path}: not an RGB slide ({slide.n_channels} channel)')
+        W, H = slide.size_at(cfg['spacing'])
+        thumb, shape0, keep = slide.thumbnail(1024)[..., :3], slide.shapes[0], model_tasks(cfg, tasks)
+        mask = tissue_mask(thumb) if mask is None else np.asarray(mask, bool)
+        plan = plan_slide(W, H, cfg['spacing'], mask, O, 0, max(O, block // O * O))
+        if work.exists(): shutil.rmtree(work)
+        maps = {t: zarr.create_array(work / 'maps.zarr', name=t, shape=lead + (H, W), chunks=lead + (plan.block,) * 2,
+                                     dtype=exact_dtype(t), fill_value=0)
+                for t in keep for lead in [(2,) if exact_dtype(t).kind == 'f' else ()]}
+        f, t0, n = cfg['spacing'] / spacing0, time.perf_counter(), 0
+        for b in tqdm(sorted(plan.blocks), unit='block', desc=path.name, disable=not progress):
+            (y0, x0, y1, x1), cells = plan.bounds(b), block_cells(plan, b)
+            grid = (-(-(y1 - y0) // O), -(-(x1 - x0) // O))
+            region = slide.read_region((x0 - C) * f, (y0 - C) * f, (grid[1] * O + 2 * C, grid[0] * O + 2 * C),
+                                       cfg['spacing'])[..., :3]
+            covered = mask_region(mask, (H, W), y0, x0, y1, x1)
+            for t, v in centre_tiled(model, region, cells, grid, keep, cfg['stats'], bs, precision).items():
+                maps[t][..., y0:y1, x0:x1] = np.where(covered, v[..., :y1 - y0, :x1 - x0], 0)
+            n += len(cells)
+    seconds = time.perf_counter() - t0
+    plan = replace(plan, size=PUBLISHED_WINDOW, overlap=PUBLISHED_WINDOW - O)  # objects get a window of margin
+    extra = dict(windows=n, blocks=len(plan.blocks), seconds=round(seconds, 2), tiles_per_s=round(n / seconds, 2))
+    summary = write_outputs(Prediction(path.stem, maps, plan, shape0, spacing0, thumb, work), out, writer, extra)
+    shutil.rmtree(work)
+    return summary

@@ -146,14 +146,13 @@ def train_cerberus(data, out, tasks=None, pclass=None, hold_out=None, valid_pct:
     args['held_out'] = sorted({n for _, n in valid})
     is_valid = lambda p: (p.parent, source_name(p)) in valid
     data = dict(patch_dirs=patch_dirs, tasks=tasks, size=opts.size, pclass_dir=pclass, pclass_size=pclass_size,
-                use=used)
+                use=used, **({'stats': cfg['stats']} if start is not None else {}))  # the input the weights expect
     set_seed(opts.seed)
     dls = cerberus_dataloaders(CerberusDataset(**data, keep=lambda p: not is_valid(p)),
                                CerberusDataset(**data, train=False, keep=is_valid), opts.bs, opts.epoch_len,
                                opts.workers, device=default_device())
-    model = CerberusNet.build(tasks, encoder, pclass_size=pclass_size)
+    model = start if start is not None else CerberusNet.build(tasks, encoder, pclass_size=pclass_size)
     learn = task_learner(dls, model, weights=weights, task_weights=opts.task_weights, path=out)
-    if start is not None: learn.model.load_state_dict(start.state_dict())
     return fit_and_write(learn, args, opts, cbs=[TrainOnly(train_only)] if train_only else None)
 
 # %% ../../nbs/10d_cerberus_train.ipynb #830e60cf
