@@ -388,12 +388,16 @@ def save_model(learn: Learner, fname) -> Path:
 
 # %% ../nbs/07_learner.ipynb #e789dec0
 def checked_rois(path, progress: bool = False) -> list:
-    "The ROIs of TIGER folder `path` once it passes `validate_tiger`; otherwise a `TilError` naming the first problem."
-    rep = validate_tiger(path, progress)
-    if not rep.ok:
-        raise TilError(f'{path}: {len(rep.problems)} problem(s), the first: {rep.problems[0].strip()} '
-                       '(til_validate lists them all)')
-    return tiger_rois(path)
+    """The ROIs of TIGER folder `path`, or of several (a list, or comma-separated), once each passes `validate_tiger`;
+    otherwise a `TilError` naming the first problem."""
+    rois = []
+    for p in path.split(',') if isinstance(path, str) else [path] if isinstance(path, Path) else path:
+        rep = validate_tiger(p, progress)
+        if not rep.ok:
+            raise TilError(f'{p}: {len(rep.problems)} problem(s), the first: {rep.problems[0].strip()} '
+                           '(til_validate lists them all)')
+        rois += tiger_rois(p)
+    return rois
 
 # %% ../nbs/07_learner.ipynb #a0c9981c
 def writable_dir(path) -> Path:
@@ -436,7 +440,8 @@ class TrainOptions:
 def train_til(data, out, tasks='tissue,lymph', valid=None, valid_pct: float = 0.2, arch: str = 'deeplabv3plus',
               encoder: str | None = None, shared_decoder: bool = False, decoder_channels: int = 256, weights=None,
               stats: str | None = None, lymph_target: str = 'heatmap', **kwargs) -> Learner:
-    "Train `tasks` on TIGER folder `data` (validating on folder `valid` or a slide split) and write the files to `out`."
+    """Train `tasks` on TIGER folder `data`, or several (each ROI trains the tasks it is labelled for), validating on
+    folder `valid` or a slide split, and write the files to `out`."""
     opts = TrainOptions(**kwargs)
     args = {**{k: v for k, v in locals().items() if k not in ('kwargs', 'opts')}, **asdict(opts)}
     cls = arch_class(arch)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_tiger.ipynb #651f7825
 from __future__ import annotations
-import re
+import re, shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -14,7 +14,8 @@ from .io import *
 
 # %% auto #0
 __all__ = ['ROI_SUBSETS', 'COCO_NAME', 'BULK_MASKS', 'wsirois_dir', 'roi_dir', 'wsi_dir', 'bulk_dir', 'bulk_masks',
-           'challenge_inputs', 'Roi', 'roi_slide', 'roi_slide_spacings', 'tiger_rois', 'Report', 'validate_tiger']
+           'challenge_inputs', 'Roi', 'roi_slide', 'roi_slide_spacings', 'tiger_rois', 'tiger_subset', 'Report',
+           'validate_tiger']
 
 # %% ../nbs/01a_tiger.ipynb #edb07251
 ROI_SUBSETS = ('tissue-bcss', 'tissue-cells')
@@ -104,6 +105,27 @@ def tiger_rois(root, subsets=ROI_SUBSETS) -> list[Roi]:
                  for i, m in pairs]
     if not rois: raise TilError(f'{root}: no ROI image/mask pairs found in {", ".join(subsets)}')
     return rois
+
+# %% ../nbs/01a_tiger.ipynb #ba8d1cdc
+def tiger_subset(root, out, keep) -> Path:
+    """Write to `out` a TIGER folder with the ROIs of `root` whose file name passes `keep(name)`: images and masks
+    copied, their cells in a new `tiger-coco.json`; `out` must not exist. Returns `out`."""
+    out = Path(out)
+    if out.exists(): raise TilError(f'{out} exists: tiger_subset writes a new folder')
+    kept = [r for r in tiger_rois(root) if keep(r.image.name)]
+    if not kept: raise TilError(f'{root}: no ROI passes the selection')
+    for r in kept:
+        d = out / 'wsirois/roi-level-annotations' / r.subset  # (`roi_dir` wants a folder that exists)
+        for src, sub in ((r.image, 'images'), (r.mask, 'masks')):
+            (d / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, d / sub / src.name)
+    cells = [r for r in kept if r.cells is not None]
+    if cells:
+        sizes = read_coco_cells(roi_dir(root, 'tissue-cells') / COCO_NAME).sizes
+        names = [r.image.name for r in cells]
+        write_coco_cells(out / 'wsirois/roi-level-annotations/tissue-cells' / COCO_NAME,
+                         {r.image.name: r.cells for r in cells}, {n: sizes[n] for n in names})
+    return out
 
 # %% ../nbs/01a_tiger.ipynb #ee94374a
 @dataclass
