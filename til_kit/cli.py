@@ -198,8 +198,8 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
               tiger: Param("INPUT is TIGER's challenge /input (one slide, its tissue mask in images/); OUT (/output) "
                            'gets segmentation.tif, detected-lymphocytes.json and til-score.json as the challenge '
                            'expects', store_true) = False,
-              pipeline: Param("Cerberus: published (the authors' 448→144 tiling and post-processing; default for their "
-                              'weights) or blended (the engine; default otherwise)', str) = None):
+              pipeline: Param("Cerberus: published (the authors' 448→144 tiling and post-processing; default "
+                              'for their weights) or blended (the engine; default otherwise)', str) = None):
     "Predict slides, ROIs, tiles: tissue, lymphocytes, TIL score (TIL models) or instances, tissue classes (Cerberus)."
     # an interrupted slide resumes where it stopped; a folder or a list file is a cohort, shared by the processes
     say_processes()
@@ -274,9 +274,11 @@ def til_eval(pred: Param('prediction folder written by til_infer (one sub-folder
 def til_demo(out: Param('output folder for the model, the predictions, the scores and report.html', str) = 'til_demo',
              size: Param(f"full (about {DEMO_SIZES['full']['minutes']} minutes on 2 CPU cores) or quick (a minute: the "
                          "machinery, not a result)", str) = 'full',
-             overwrite: Param('replace OUT if it exists', store_true) = False):
-    "Main job on bundled data: train a multi-task model, predict held-out/real ROIs, 2 slides, score them, report.html."
-    run_demo(out, size, overwrite, progress=sys.stderr.isatty())
+             overwrite: Param('replace OUT if it exists', store_true) = False,
+             synthetic_only: Param('train on the synthetic ROIs only, without the real quarters (to see what they '
+                                   'add)', store_true) = False):
+    "Main job on bundled data: train a multi-task model, predict held-out synthetic/real data, 2 slides, report.html."
+    run_demo(out, size, overwrite, progress=sys.stderr.isatty(), real=not synthetic_only)
 
 # %% ../nbs/11_cli.ipynb #e91ff702
 @call_parse

@@ -35,8 +35,9 @@ from .metrics import dice_counts, dice_from_counts, find_peaks, match_points, de
 __all__ = ['PEAK_MIN_DISTANCE_UM', 'KIND_METRICS', 'CURVE_TITLES', 'RANK_SEED_STRIDE', 'target_points', 'TaskMetric', 'TaskLoss',
            'ClassDice', 'PointF1', 'ObjectDice', 'ClassAccuracy', 'task_metrics', 'encoder_splitter', 'load_pretrained',
            'task_learner', 'print_epoch', 'history', 'curve_title', 'plot_curves', 'plot_final', 'processes_line',
-           'gathered', 'bare_model', 'ShardedTrainer', 'EpochSeed', 'Checkpoint', 'fit_resumable', 'model_config',
-           'save_model', 'checked_rois', 'writable_dir', 'TrainOptions', 'train_til', 'fit_and_write']
+           'gathered', 'bare_model', 'ShardedTrainer', 'EpochSeed', 'Checkpoint', 'check_same_settings',
+           'fit_resumable', 'model_config', 'save_model', 'checked_rois', 'writable_dir', 'TrainOptions', 'train_til',
+           'fit_and_write']
 
 # %% ../nbs/07_learner.ipynb #0503200c
 def target_points(target: np.ndarray, level: float = 0.5) -> np.ndarray:
@@ -329,9 +330,11 @@ class EpochSeed(Callback):
 
 # %% ../nbs/07_learner.ipynb #3d8de55d
 class Checkpoint(Callback):
-    "Save model, optimiser, loss, epoch and recorder to `fname` atomically after every epoch; `smooth`: loss to resume."
+    """Save model, optimiser, loss, epoch, recorder and the run's `settings` to `fname` atomically after every epoch;
+    `smooth`: loss to resume."""
     order = 70  # after the recorder has logged the epoch
-    def __init__(self, fname, smooth=None): self.fname, self.smooth = Path(fname), smooth
+    def __init__(self, fname, smooth=None, settings=None):
+        self.fname, self.smooth, self.settings = Path(fname), smooth, settings
     def before_train(self):
         if self.smooth:
             self.recorder.smooth_loss.val, self.recorder.smooth_loss.count = (torch.tensor(self.smooth[0]),
@@ -346,18 +349,31 @@ class Checkpoint(Callback):
                                       for h in opt['hypers']]),
                      loss=self.loss_func.state_dict(),
                      epoch=self.epoch, values=[[float(v) for v in vals] for vals in self.recorder.values],
-                     smooth=[float(self.recorder.smooth_loss.val), self.recorder.smooth_loss.count])
+                     smooth=[float(self.recorder.smooth_loss.val), self.recorder.smooth_loss.count],
+                     settings=self.settings)
         self.fname.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.fname) as tmp: torch.save(state, tmp)
 
+# %% ../nbs/07_learner.ipynb #1db29df2
+def check_same_settings(out, saved: dict | None, settings: dict | None):
+    "Raise a `TilError` if the stopped run in `out` was started with other `settings` than this one (None: unknown)."
+    if saved is None or settings is None or saved == settings: return
+    changed = [k for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)]
+    raise TilError(f'{out} holds a stopped run with other settings ('
+                   + ', '.join(f'{k}: {saved.get(k)} → {settings.get(k)}' for k in changed[:3])
+                   + (', …' if len(changed) > 3 else '') + '): run it with its own settings to resume it, or use '
+                   'another output folder')
+
 # %% ../nbs/07_learner.ipynb #fa2cd3be
 def fit_resumable(learn: Learner, n_epoch: int, lr, fname='checkpoint.pth', seed: int = 0, cbs=None,
-                  **kwargs) -> Learner:
-    "`fit_one_cycle` checkpointing every epoch to `learn.path/fname`; if that file exists, it resumes after its epoch."
+                  settings: dict | None = None, **kwargs) -> Learner:
+    """`fit_one_cycle` checkpointing every epoch to `learn.path/fname`; if that file exists, it resumes after its epoch,
+    provided the run's `settings` (plain values, kept in the checkpoint) are those it was started with."""
     fname = learn.path / fname
     start, smooth = 0, None
     if fname.exists():
         state = torch.load(fname, map_location='cpu', weights_only=True)
+        check_same_settings(learn.path, state.get('settings'), settings)
         learn.model.load_state_dict(state['model'])
         learn.loss_func.load_state_dict(state['loss'])
         learn.create_opt()
@@ -366,7 +382,7 @@ def fit_resumable(learn: Learner, n_epoch: int, lr, fname='checkpoint.pth', seed
         if start >= n_epoch:
             learn.recorder.values = done
             return learn
-    learn.fit_one_cycle(n_epoch, lr, cbs=[EpochSeed(seed), Checkpoint(fname, smooth)] + list(cbs or []),
+    learn.fit_one_cycle(n_epoch, lr, cbs=[EpochSeed(seed), Checkpoint(fname, smooth, settings)] + list(cbs or []),
                         start_epoch=start, **kwargs)
     if start: learn.recorder.values[:start] = done  # skipped epochs log nothing of their own
     return learn
@@ -471,7 +487,9 @@ def fit_and_write(learn: Learner, args: dict, opts: TrainOptions, cbs=None) -> L
     # a batch may leave a head unused (a task no sample of it is labelled for; Cerberus' pixel or class batches)
     unused = DistributedDataParallelKwargs(find_unused_parameters=True)
     several = [ShardedTrainer(opts.sync_bn, kwargs_handlers=[unused])] if num_distrib() > 1 else []
-    fit_resumable(learn, opts.epochs, opts.lr, seed=opts.seed, cbs=several + list(cbs or []))
+    settings = {k: v for k, v in json.loads(json.dumps(args, default=str)).items()
+                if k not in ('out', 'progress', 'workers')}  # what a resumed run must share with the stopped one
+    fit_resumable(learn, opts.epochs, opts.lr, seed=opts.seed, cbs=several + list(cbs or []), settings=settings)
     if rank_distrib(): return learn  # one writer: process 0
     h = history(learn)
     save_model(learn, out / 'model.pth')
