@@ -199,7 +199,9 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
                            'gets segmentation.tif, detected-lymphocytes.json and til-score.json as the challenge '
                            'expects', store_true) = False,
               pipeline: Param("Cerberus: published (the authors' 448→144 tiling and post-processing; default "
-                              'for their weights) or blended (the engine; default otherwise)', str) = None):
+                              'for their weights) or blended (the engine; default otherwise)', str) = None,
+              strict: Param('a cohort stops at the first input that fails (default: it is recorded with its reason, '
+                            'the others go on, and the command exits 1 at the end)', store_true) = False):
     "Predict slides, ROIs, tiles: tissue, lymphocytes, TIL score (TIL models) or instances, tissue classes (Cerberus)."
     # an interrupted slide resumes where it stopped; a folder or a list file is a cohort, shared by the processes
     say_processes()
@@ -225,7 +227,7 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
         return
     if mask is not None:
         raise TilError(f'--mask {mask}: a tissue mask belongs to one slide, and INPUT is not one slide')
-    rows = infer_cohort(input, model, out, on_slide=say, device=device, bulks=bulks, **kw)
+    rows = infer_cohort(input, model, out, on_slide=say, device=device, bulks=bulks, strict=strict, **kw)
     if rank_distrib(): return
     failed = [r for r in rows if r['status'] != 'ok']
     print(f"wrote {Path(out) / 'cohort.csv'} and cohort.png: {len(rows) - len(failed)} of {len(rows)} slides done")

@@ -99,14 +99,16 @@ def _record(out: Path, name: str) -> dict | None:
     p = out / f'.cohort-{name}.json'
     return json.loads(p.read_text()) if p.exists() else None
 
-def _run_slide(f: Path, model_path, out: Path, key: str, device, settings: dict, on_slide, bulk=None):
+def _run_slide(f: Path, model_path, out: Path, key: str, device, settings: dict, on_slide, bulk=None,
+               strict: bool = False):
     "Infer one claimed slide and record the result; a failure becomes a record with its one-line reason."
     start = time.perf_counter()
     try:
         summary = infer(f, model_path, out, device=device, **settings)[0]
         if bulk is not None: summary = score_in_bulk(out / f.stem, bulk)  # the TIL score inside the tumour bulk
         status = 'ok'
-    except Exception as e:  # the cohort goes on; KeyboardInterrupt is not an Exception and stops it
+    except Exception as e:  # the cohort goes on (unless `strict`); KeyboardInterrupt is not an Exception: it stops
+        if strict: raise
         summary, status = None, f'failed: {e if isinstance(e, TilError) else error_line(e)}'.splitlines()[0]
         print(f'{Path(sys.argv[0]).name}: {f.stem}: {status}', file=sys.stderr, flush=True)
     row = cohort_row(f.stem, summary, (time.perf_counter() - start) / 60, status)
@@ -115,7 +117,7 @@ def _run_slide(f: Path, model_path, out: Path, key: str, device, settings: dict,
 
 # %% ../nbs/10h_cohort.ipynb #6138d2ea
 def infer_cohort(inputs, model_path, out, on_slide=None, device: str | None = None, bulks: dict | None = None,
-                 poll_s: float = 1.0, **settings) -> list[dict]:
+                 strict: bool = False, poll_s: float = 1.0, **settings) -> list[dict]:
     "`til_infer` on a cohort, shared by the processes of `accelerate launch`; returns the rows of `cohort.csv`."
     files, out = cohort_inputs(inputs), writable_dir(out)
     model_tasks(load_model(model_path)[1], settings.get('tasks'))  # a bad model or task: one error, not N failures
@@ -133,7 +135,7 @@ def infer_cohort(inputs, model_path, out, on_slide=None, device: str | None = No
         rec = _record(out, f.stem)
         done = rec is not None and rec['key'] == key and rec['row']['status'] == 'ok' and (out / f.stem).is_dir()
         if not done and claim(out, f.stem):
-            _run_slide(f, model_path, out, key, device, settings, on_slide, bulks.get(f.stem))
+            _run_slide(f, model_path, out, key, device, settings, on_slide, bulks.get(f.stem), strict)
     (out / f'.cohort-finished-{acc.process_index}').touch()
     while len(list(out.glob('.cohort-finished-*'))) < acc.num_processes: time.sleep(poll_s)
     rows = [_record(out, f.stem)['row'] for f in files]
