@@ -438,13 +438,20 @@ def cerberus_problems(root) -> list[str]:
             f'{d}: {n}.tif has no image' for n in labels if n not in images
         ]
         for n in sorted(set(images) & set(labels)):
-            a, (w, h) = tifffile.imread(labels[n]), Image.open(images[n]).size
+            try: w, h = Image.open(images[n]).size
+            except OSError as e:  # not an image, truncated
+                problems.append(f'{images[n]}: unreadable image ({e})')
+                continue
+            try: a = tifffile.imread(labels[n])
+            except Exception as e:  # truncated or damaged TIFFs fail in many ways (TiffFileError, struct.error, …)
+                problems.append(f'{labels[n]}: unreadable label TIFF ({e})')
+                continue
             if a.dtype != CERBERUS_LABEL_DTYPES[d.name] or a.shape != (h, w):
                 want = np.dtype(CERBERUS_LABEL_DTYPES[d.name])
                 problems.append(f'{labels[n]}: {a.dtype} {a.shape}, expected {want} {(h, w)}')
             elif d.name.endswith('_type') and a.max(initial=0) >= len(names.get(d.name, ())):
                 problems.append(f'{labels[n]}: class {a.max()} has no name')
-    return problems
+    return list(dict.fromkeys(problems))  # an unreadable image is met once per task folder
 
 # %% ../nbs/02_synth.ipynb #532de77d
 def _surface_line(rng, shape, spacing):
