@@ -214,9 +214,11 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
         out = final / '.til_kit-challenge'
     files = cohort_inputs(input) if is_cohort(input) else inference_inputs(input)
     bulks = bulk_masks_for(files, bulk)
+    if mask is not None and is_cohort(input) and len(files) == 1: input = files[0]  # --mask: a folder of one slide
+    cohort = is_cohort(input)
     def say(s):  # in TIGER's container the files go to /output, written at the end
         if final is None: print(slide_line(s, out), flush=True)
-    if not is_cohort(input):
+    if not cohort:
         if rank_distrib(): return  # one input: process 0 does it
         for s in infer(input, model, out, device=device, mask=tissue_mask_for(files, mask), **kw):
             say(score_in_bulk(Path(out) / s['name'], bulks[s['name']]) if s['name'] in bulks else s)
