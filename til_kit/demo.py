@@ -65,7 +65,7 @@ def run_demo(out='til_demo', size: str = 'full', overwrite: bool = False, progre
     held, real_train, real_held = timed('data', data)
     _step(f"2/5 training a multi-task model on {synth_dir.name}{' and 3 real quarters (lymphocytes only)' * real} "
           f"({cfg['epochs']} epochs × {cfg['epoch_len']} tiles)", t0)
-    train_data = f'{synth_dir},{real_train}' if real else synth_dir
+    train_data = [synth_dir, real_train] if real else synth_dir  # a list: folder names may hold commas
     timed('train', lambda: train_til(train_data, out / 'model', valid=held, epochs=cfg['epochs'],
                                      epoch_len=cfg['epoch_len'], progress=progress, **DEMO_MODEL))
     res['training'] = json.loads((out / 'model' / 'metrics.json').read_text())['final']
