@@ -24,7 +24,7 @@ from .learner import writable_dir
 __all__ = ['KIND_STORAGE', 'HANDOVER', 'SPACING_RANGE', 'SLIDE_EXTS', 'IMAGE_ONLY_EXTS', 'tissue_mask', 'Plan', 'mask_region',
            'plan_slide', 'WindowBatches', 'map_layout', 'stored_map', 'InferOptions', 'run_blocks', 'Rescaled',
            'label_pyramid', 'Prediction', 'as_level0', 'write_outputs', 'model_tasks', 'checked_spacing', 'infer_slide',
-           'infer_image', 'inference_inputs']
+           'image_for_model', 'infer_image', 'inference_inputs']
 
 # %% ../nbs/09a_slides.ipynb #d7bee925
 def tissue_mask(thumb: np.ndarray, min_saturation: float = 0.07, min_frac: float = 5e-4) -> np.ndarray:
@@ -384,16 +384,22 @@ def infer_slide(model, cfg: dict, path, out, writer, spacing: float | None = Non
     shutil.rmtree(work)
     return summary
 
+# %% ../nbs/09a_slides.ipynb #60baaf52
+def image_for_model(path, cfg: dict, spacing: float | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    "An image file as read, the same resized (bilinear) to the model's spacing, and the file's own spacing (µm/px)."
+    spacing0 = checked_spacing(spacing, path)
+    original = read_image(path)
+    H, W = (max(1, round(n * spacing0 / cfg['spacing'])) for n in original.shape[:2])
+    if (H, W) == original.shape[:2]: return original, original, spacing0
+    return original, np.asarray(Image.fromarray(original).resize((W, H), Image.Resampling.BILINEAR)), spacing0
+
 # %% ../nbs/09a_slides.ipynb #4cd72823
 @delegates(InferOptions)
 def infer_image(model, cfg: dict, path, out, writer, spacing: float | None = None, tasks=None, **kwargs) -> dict:
     "Predict one ROI or tile in memory, write its outputs with `writer` into `out/<image name>`; returns a summary."
     path, out, opts = Path(path), Path(out), InferOptions(**kwargs).for_model(cfg)
-    spacing0 = checked_spacing(spacing, path)
-    original = image = read_image(path)
-    shape0, keep = image.shape[:2], model_tasks(cfg, tasks)
-    H, W = (max(1, round(n * spacing0 / cfg['spacing'])) for n in shape0)
-    if (H, W) != shape0: image = np.asarray(Image.fromarray(image).resize((W, H), Image.Resampling.BILINEAR))
+    original, image, spacing0 = image_for_model(path, cfg, spacing)
+    (H, W), shape0, keep = image.shape[:2], original.shape[:2], model_tasks(cfg, tasks)
     t0 = time.perf_counter()
     probs = predict_image(model, image, opts.size, opts.overlap, cfg['stats'], opts.bs, opts.tta, opts.precision)
     maps = {t: stored_map(t, torch.from_numpy(probs[t]), np.ones((H, W), bool)) for t in keep}

@@ -8,14 +8,13 @@ import shutil, time
 from dataclasses import replace
 from pathlib import Path
 import numpy as np, zarr
-from PIL import Image
 from tqdm.auto import tqdm
 from skimage.segmentation import find_boundaries
 from ..core import *
-from ..io import Slide, read_image, write_tiff_levels, write_geojson
+from ..io import Slide, write_tiff_levels, write_geojson
 from ..inference import predict_batch
-from ..slides import (KIND_STORAGE, Plan, Prediction, Rescaled, as_level0, checked_spacing, label_pyramid,
-                            mask_region, model_tasks, plan_slide, tissue_mask, write_outputs)
+from ..slides import (KIND_STORAGE, Plan, Prediction, Rescaled, as_level0, checked_spacing, image_for_model,
+                            label_pyramid, mask_region, model_tasks, plan_slide, tissue_mask, write_outputs)
 from ..instances import (nuclei_instances, gland_instances, lumen_instances, lumens_in_glands, object_table,
                                write_object_csv, object_features)
 
@@ -205,11 +204,8 @@ def published_image(model, cfg: dict, path, out, writer, spacing: float | None =
                     precision: str = 'fp32') -> dict:
     "`infer_image` by the published pipeline: one ROI or tile, Cerberus' tiling (`published_maps`); a summary."
     path, out = Path(path), Path(out)
-    spacing0 = checked_spacing(spacing, path)
-    original = image = read_image(path)
-    shape0, keep = image.shape[:2], model_tasks(cfg, tasks)
-    H, W = (max(1, round(n * spacing0 / cfg['spacing'])) for n in shape0)
-    if (H, W) != shape0: image = np.asarray(Image.fromarray(image).resize((W, H), Image.Resampling.BILINEAR))
+    original, image, spacing0 = image_for_model(path, cfg, spacing)
+    (H, W), shape0, keep = image.shape[:2], original.shape[:2], model_tasks(cfg, tasks)
     t0 = time.perf_counter()
     maps = published_maps(model, image, keep, cfg['stats'], bs, precision)
     plan = Plan(W, H, cfg['spacing'], PUBLISHED_WINDOW, PUBLISHED_WINDOW - PUBLISHED_OUTPUT, max(H, W), {(0, 0): []})
