@@ -138,10 +138,9 @@ def infer_cohort(inputs, model_path, out, on_slide=None, device: str | None = No
             _run_slide(f, model_path, out, key, device, settings, on_slide, bulks.get(f.stem), strict)
     (out / f'.cohort-finished-{acc.process_index}').touch()
     while len(list(out.glob('.cohort-finished-*'))) < acc.num_processes: time.sleep(poll_s)
-    acc.wait_for_everyone()  # all have finished (no wait here): the claims and marks can go
     rows = [_record(out, f.stem)['row'] for f in files]
     if acc.is_main_process:
         write_cohort_table(out / 'cohort.csv', rows)
         write_figure(out / 'cohort.png', cohort_figure(rows))
-        for p in [*out.glob('.cohort-*.claim'), *out.glob('.cohort-finished-*')]: p.unlink()
+        for p in out.glob('.cohort-*.claim'): p.unlink()  # every process is past its claims
     return rows
