@@ -14,6 +14,7 @@ from fastcore.script import call_parse, Param, store_true
 from fastai.torch_core import rank_distrib
 from .core import TilError, tasks_of_kind
 from .learner import processes_line
+from .losses import POS_WEIGHT
 from .synth import synthesize
 from .tiger import validate_tiger, challenge_inputs
 from .cerberus.train import train_run, read_train_file, merge_options
@@ -116,6 +117,11 @@ def til_train(data: Param('a TIGER folder (the one holding wsirois/); for Cerber
               task_weights: Param('equal, published (TIL 0.13/0.87; Cerberus its task weights) or uncertainty '
                                   '(learned)', str) = 'equal',
               lymph_target: Param('heatmap (Gaussian) or boxmask (published)', str) = 'heatmap',
+              pos_weight: Param('weight of cell pixels in the heatmap loss: 50 balances exact labels; about 10 keeps '
+                                'noisy or partial real labels from making every nucleus a lymphocyte (05_losses)',
+                                float) = POS_WEIGHT,
+              data_weights: Param('with several DATA folders: how often each is drawn, comma-separated, relative to '
+                                  'the ROIs of the others labelled for the same tasks (default: 1 each)', str) = None,
               seed: Param('random seed', int) = 0,
               workers: Param('data-loading worker processes', int) = 0,
               sync_bn: Param('under accelerate launch on several GPUs: batch-norm statistics over all processes',

@@ -253,11 +253,12 @@ class TilDataLoader(ShardedDL):
     "fastai `DataLoader` for `TilDataset`: task-balanced draws when shuffling, shared by processes; `show_batch`."
     n_inp = 1
     def draw(self):
-        "Every item in order, or (shuffling) `n` task-balanced draws per process."
+        "Every item in order, or (shuffling) `n` task-balanced draws per process, each ROI scaled by its `weight`."
         if not self.shuffle: return list(range(len(self.dataset)))
         rng = np.random.default_rng(self.rng.randrange(2 ** 32))
-        return rng.choice(len(self.dataset), size=self.n * self.world,
-                          p=balanced_weights([self.dataset.flags[i] for i in self.dataset.items])).tolist()
+        ds = self.dataset
+        p = balanced_weights([ds.flags[i] for i in ds.items]) * [ds.rois[i].weight for i in ds.items]
+        return rng.choice(len(ds), size=self.n * self.world, p=p / p.sum()).tolist()
 
     def show_batch(self, b=None, max_n: int = 6, ncols: int = 3, figsize=None):
         "Images with tissue classes overlaid and lymphocyte targets outlined; titles give the task flags."

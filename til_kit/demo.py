@@ -17,11 +17,14 @@ from .factory import infer
 from .evaluate import evaluate
 
 # %% auto #0
-__all__ = ['DEMO_SIZES', 'DEMO_MODEL', 'REAL_HELD_OUT', 'REPORT_CSS', 'run_demo', 'synthetic_slide_til', 'write_report']
+__all__ = ['DEMO_SIZES', 'DEMO_MODEL', 'REAL_WEIGHT', 'REAL_HELD_OUT', 'REPORT_CSS', 'run_demo', 'synthetic_slide_til',
+           'write_report']
 
 # %% ../nbs/12_demo.ipynb #2b2528ba
 DEMO_SIZES = {'full': dict(epochs=6, epoch_len=256, minutes=4), 'quick': dict(epochs=1, epoch_len=16, minutes=1)}
-DEMO_MODEL = dict(tasks='tissue,lymph', encoder='resnet18', decoder_channels=64, size=192, bs=8, lr=2e-3)
+# pos_weight 10, not 50: the real quarters' labels are noisy, and 50 makes every lymphocyte-like nucleus a detection
+DEMO_MODEL = dict(tasks='tissue,lymph', encoder='resnet18', decoder_channels=64, size=192, bs=8, lr=2e-3, pos_weight=10)
+REAL_WEIGHT = 0.5  # the real quarters are drawn half as often as the synthetic ROIs with the same labels
 REAL_HELD_OUT = 'hgsc_nest_[750, 750, 1500, 1500].png'  # the bottom-right quarter of the real crop: never trained on
 
 def _step(msg: str, t0: float):
@@ -33,9 +36,10 @@ def _scores(res: dict) -> dict:
     return {k: res.get(k) for k in keys}
 
 def run_demo(out='til_demo', size: str = 'full', overwrite: bool = False, progress: bool = True,
-             real: bool = True) -> dict:
+             real: bool = True, real_weight: float = REAL_WEIGHT, seed: int = 0, **model) -> dict:
     """Train, predict, score and report on the bundled data into `out`; returns what it writes to `out/results.json`.
-    `real=False` trains on the synthetic ROIs only (to see what the real quarters add)."""
+    `real=False` trains on the synthetic ROIs only (to see what the real quarters add); `real_weight`, `seed` and
+    `model` (options of `train_til` over `DEMO_MODEL`) change the recipe, for comparisons (`bench/real_hne.py`)."""
     out, t0 = Path(out), time.perf_counter()
     if size not in DEMO_SIZES: raise TilError(f"size must be {' or '.join(DEMO_SIZES)}, not {size!r}")
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -48,8 +52,9 @@ def run_demo(out='til_demo', size: str = 'full', overwrite: bool = False, progre
     cfg = DEMO_SIZES[size]
     print(f"til_demo: about {cfg['minutes']} minutes on 2 CPU cores ({torch.get_num_threads()} threads here); "
           f"writing {out}/", flush=True)
+    recipe = dict(DEMO_MODEL, seed=seed, **model, **({'data_weights': [1, real_weight]} if real else {}))
     res = dict(machine=f'{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, '
-                       f'torch {torch.__version__}', size=size, real_training=real, seconds={})
+                       f'torch {torch.__version__}', size=size, real_training=real, recipe=recipe, seconds={})
     def timed(name, f):
         t = time.perf_counter()
         r = f()
@@ -67,7 +72,7 @@ def run_demo(out='til_demo', size: str = 'full', overwrite: bool = False, progre
           f"({cfg['epochs']} epochs × {cfg['epoch_len']} tiles)", t0)
     train_data = [synth_dir, real_train] if real else synth_dir  # a list: folder names may hold commas
     timed('train', lambda: train_til(train_data, out / 'model', valid=held, epochs=cfg['epochs'],
-                                     epoch_len=cfg['epoch_len'], progress=progress, **DEMO_MODEL))
+                                     epoch_len=cfg['epoch_len'], progress=progress, **recipe))
     res['training'] = json.loads((out / 'model' / 'metrics.json').read_text())['final']
     model_path, pred = out / 'model' / 'model.pth', out / 'predictions'
     _step('3/5 predicting the held-out ROIs and real quarter, the synthetic slide and the real slide', t0)
@@ -134,7 +139,9 @@ def write_report(path, res: dict, out: Path):
         f'prediction {res["seconds"]["predict"]:.0f} s, scoring {res["seconds"]["score"]:.0f} s)</p>',
         '<p>A small multi-task model (ResNet-18 encoder shared by a tissue head and a lymphocyte head) trained on the '
         + ('12 bundled synthetic ROIs (both tasks) together with three quarters of a real H&amp;E crop labelled for '
-           'lymphocytes only (each ROI trains the tasks it has labels for)' if res.get('real_training', True) else
+           'lymphocytes only (each ROI trains the tasks it has labels for; the real quarters drawn '
+           f"{res['recipe']['data_weights'][1]:g}× as often, cell pixels weighted {res['recipe']['pos_weight']:g}× in "
+           'the heatmap loss)' if res['real_training'] else
            '12 bundled synthetic ROIs only (<code>--synthetic_only</code>)') +
         ', then applied to data it never saw: new '
         'synthetic ROIs, the fourth real quarter, two slides. Synthetic data have exact labels; the real quarter has '

@@ -5,7 +5,7 @@
 # %% ../nbs/07_learner.ipynb #ce36cdd0
 from __future__ import annotations
 import json, random, time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 import numpy as np, torch
@@ -28,7 +28,7 @@ from .io import atomic_path, write_json, write_figure
 from .tiger import tiger_rois, validate_tiger
 from .data import TilDataLoader, TilDataset, tiger_dataloaders, IMAGENET_STATS, STATS
 from .models import TaskModel, PublishedNet, arch_class, load_encoder_weights, load_published_checkpoint
-from .losses import MultiTaskLoss
+from .losses import MultiTaskLoss, POS_WEIGHT
 from .metrics import dice_counts, dice_from_counts, find_peaks, match_points, detection_counts, prf
 
 # %% auto #0
@@ -168,14 +168,15 @@ def load_pretrained(model: TaskModel, path):
 
 # %% ../nbs/07_learner.ipynb #24664d99
 def task_learner(dls, model: TaskModel, weights=None, freeze: bool = False, task_weights='equal',
-                 lymph_loss: str | None = None, opt_func=Adam, wd: float = 1e-4, path='.', cbs=None,
-                 **kwargs) -> Learner:
+                 lymph_loss: str | None = None, pos_weight: float = POS_WEIGHT, opt_func=Adam, wd: float = 1e-4,
+                 path='.', cbs=None, **kwargs) -> Learner:
     "A fastai `Learner` training `model` on the tasks of `dls` (one task: single-task), recording each task's metrics."
     ds = dls.train.dataset
     if weights is not None: load_pretrained(model, weights)
     if freeze: model.freeze_encoder()
     loss = MultiTaskLoss(ds.tasks, task_weights,
-                         lymph_loss or ('boxmask' if getattr(ds, 'lymph_target', None) == 'boxmask' else 'mse'))
+                         lymph_loss or ('boxmask' if getattr(ds, 'lymph_target', None) == 'boxmask' else 'mse'),
+                         pos_weight=pos_weight)
     loss.to(dls.device or 'cpu')
     learn = Learner(dls, model, loss_func=loss, opt_func=opt_func, wd=wd,
                     splitter=partial(encoder_splitter, loss_func=loss),
@@ -403,16 +404,23 @@ def save_model(learn: Learner, fname) -> Path:
     return fname
 
 # %% ../nbs/07_learner.ipynb #e789dec0
-def checked_rois(path, progress: bool = False) -> list:
+def checked_rois(path, progress: bool = False, weights=None) -> list:
     """The ROIs of TIGER folder `path`, or of several (a list, or comma-separated), once each passes `validate_tiger`;
-    otherwise a `TilError` naming the first problem."""
+    otherwise a `TilError` naming the first problem. `weights`: one per folder (list or comma-separated), how often
+    training draws its ROIs relative to the others' with the same task labels (default 1 each)."""
+    folders = path.split(',') if isinstance(path, str) else [path] if isinstance(path, Path) else list(path)
+    weights = [1.0] * len(folders) if weights is None else weights
+    try: weights = [float(w) for w in (weights.split(',') if isinstance(weights, str) else weights)]
+    except ValueError: weights = []
+    if len(weights) != len(folders) or not all(w > 0 for w in weights):
+        raise TilError(f'--data_weights: one positive number per data folder ({len(folders)}), not {weights!r}')
     rois = []
-    for p in path.split(',') if isinstance(path, str) else [path] if isinstance(path, Path) else path:
+    for p, w in zip(folders, weights):
         rep = validate_tiger(p, progress)
         if not rep.ok:
             raise TilError(f'{p}: {len(rep.problems)} problem(s), the first: {rep.problems[0].strip()} '
                            '(til_validate lists them all)')
-        rois += tiger_rois(p)
+        rois += [replace(r, weight=w) for r in tiger_rois(p)]
     return rois
 
 # %% ../nbs/07_learner.ipynb #a0c9981c
@@ -455,9 +463,11 @@ class TrainOptions:
 @delegates(TrainOptions)
 def train_til(data, out, tasks='tissue,lymph', valid=None, valid_pct: float = 0.2, arch: str = 'deeplabv3plus',
               encoder: str | None = None, shared_decoder: bool = False, decoder_channels: int = 256, weights=None,
-              stats: str | None = None, lymph_target: str = 'heatmap', **kwargs) -> Learner:
-    """Train `tasks` on TIGER folder `data`, or several (each ROI trains the tasks it is labelled for), validating on
-    folder `valid` or a slide split, and write the files to `out`."""
+              stats: str | None = None, lymph_target: str = 'heatmap', pos_weight: float = POS_WEIGHT,
+              data_weights=None, **kwargs) -> Learner:
+    """Train `tasks` on TIGER folder `data`, or several (each ROI trains the tasks it is labelled for; `data_weights`:
+    how often each folder is drawn), validating on folder `valid` or a slide split, and write the files to `out`.
+    `pos_weight`: the weight of cell pixels in the heatmap loss (05_losses)."""
     opts = TrainOptions(**kwargs)
     args = {**{k: v for k, v in locals().items() if k not in ('kwargs', 'opts')}, **asdict(opts)}
     cls = arch_class(arch)
@@ -466,12 +476,13 @@ def train_til(data, out, tasks='tissue,lymph', valid=None, valid_pct: float = 0.
     build = dict(tasks=tasks, encoder=encoder, shared_decoder=shared_decoder, decoder_channels=decoder_channels)
     cls.check_args(**build)  # fail now, not after loading the data
     out = writable_dir(out)
-    rois = checked_rois(data, opts.progress)
+    rois = checked_rois(data, opts.progress, data_weights)
     valid_rois = checked_rois(valid, opts.progress) if valid is not None else None
     set_seed(opts.seed)
     dls = tiger_dataloaders(rois, tasks, valid_rois, valid_pct, opts.size, opts.bs, opts.epoch_len, opts.workers,
                             opts.seed, device=default_device(), lymph_target=lymph_target, stats=STATS[stats])
-    learn = task_learner(dls, cls.build(**build), weights=weights, task_weights=opts.task_weights, path=out)
+    learn = task_learner(dls, cls.build(**build), weights=weights, task_weights=opts.task_weights, pos_weight=pos_weight,
+                         path=out)
     return fit_and_write(learn, args, opts)
 
 # %% ../nbs/07_learner.ipynb #dbdc61c9

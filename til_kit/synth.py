@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
-from skimage.color import hed2rgb
+from skimage.color import hed2rgb, rgb2hed
+from skimage.filters import threshold_otsu
 from skimage import measure
 from tqdm.auto import tqdm
 import tifffile
@@ -18,16 +19,21 @@ from .io import *
 from .tiger import ROI_SUBSETS, COCO_NAME
 
 # %% auto #0
-__all__ = ['TUMOR', 'STROMA', 'NECROSIS', 'INFLAMED', 'REST', 'LYMPH_DENSITY', 'LYMPH_MIN_DIST_UM', 'LYMPH_GROUP',
-           'CERBERUS_LABEL_DTYPES', 'SYNTH_PCLASSES', 'tissue_labels', 'lymphocyte_centres', 'he_stains',
-           'stains_to_rgb', 'render_he', 'synth_roi', 'tissue_region', 'synth_slide', 'roi_name', 'write_rois',
-           'write_slide', 'synthesize', 'write_label_tif', 'write_cerberus_item', 'cerberus_problems', 'synth_glands',
-           'synth_patch_classes', 'write_cerberus_synth']
+__all__ = ['TUMOR', 'STROMA', 'NECROSIS', 'INFLAMED', 'REST', 'LYMPH_DENSITY', 'LYMPH_MIN_DIST_UM', 'TUMOUR_NUCLEUS_UM',
+           'FIBROBLAST_NUCLEUS_UM', 'LYMPHOCYTE_RADIUS_UM', 'LYMPH_GROUP', 'CERBERUS_LABEL_DTYPES', 'SYNTH_PCLASSES',
+           'tissue_labels', 'lymphocyte_centres', 'he_stains', 'stains_to_rgb', 'render_he', 'synth_roi',
+           'nucleus_stats', 'tissue_region', 'synth_slide', 'roi_name', 'write_rois', 'write_slide', 'synthesize',
+           'write_label_tif', 'write_cerberus_item', 'cerberus_problems', 'synth_glands', 'synth_patch_classes',
+           'write_cerberus_synth']
 
 # %% ../nbs/02_synth.ipynb #afeed276
 TUMOR, STROMA, NECROSIS, INFLAMED, REST = 1, 2, 5, 6, 7
 LYMPH_DENSITY = {0: 800, 1: 150, 2: 800, 5: 0, 6: 6000, 7: 0}  # cells / mm²
 LYMPH_MIN_DIST_UM = 8.0
+# nucleus half axes in µm, drawn uniformly, tuned on real H&E (02_synth: "Real and synthetic side by side")
+TUMOUR_NUCLEUS_UM = (6.0, 10.0)        # long half axis; the short one is 0.6–0.95 of it
+FIBROBLAST_NUCLEUS_UM = ((5.0, 9.0), (1.5, 3.0))  # long, short half axis
+LYMPHOCYTE_RADIUS_UM = (3.3, 4.1)
 
 # %% ../nbs/02_synth.ipynb #701db689
 def _upsample(a, shape, f, off):
@@ -233,15 +239,15 @@ def he_stains(rng, labels, lymphocytes, spacing=0.5):
     tum, nec, rest, infl = (labels == k for k in (TUMOR, NECROSIS, REST, INFLAMED))
     # --- stroma: wavy, anisotropic collagen fibres
     fib, P = _fibres(rng, shape, spacing, nz)
-    E = 0.03 * np.clip(0.85 + 0.2 * nz(30), 0.4, 1.3) * (0.5 + 0.8 * fib)
+    E = 0.04 * np.clip(0.85 + 0.2 * nz(30), 0.4, 1.3) * (0.5 + 0.8 * fib)
     H = np.full(shape, 0.01)
     soft = ndi.uniform_filter(infl.astype(np.float32), int(10 * um) | 1)  # soft edges
     E, H = E * (1 - 0.2 * soft), H + 0.008 * soft                # looser, cellular
     # --- tumour: pale purple-pink cytoplasm with faint cell borders
-    nxy = _jittered_grid(rng, labels, spacing, rng.uniform(12, 15), 2.0, TUMOR)
+    nxy = _jittered_grid(rng, labels, spacing, rng.uniform(17, 21), 2.5, TUMOR)
     cyto = 1 + 0.25 * nz(4)
-    E[tum] = (0.024 * cyto)[tum]
-    H[tum] = (0.018 * cyto)[tum]
+    E[tum] = (0.03 * cyto)[tum]
+    H[tum] = (0.024 * cyto)[tum]
     E += 0.008 * (tum & _voronoi_edges(shape, nxy, 0.8 * um)) * np.clip(0.5 + nz(10), 0, 1)
     # --- necrosis: pale, smudgy, granular pink with ghost nuclei
     gran = np.clip(1 + 0.3 * nz(0.8) + 0.2 * nz(6), 0.3, None)
@@ -258,9 +264,9 @@ def he_stains(rng, labels, lymphocytes, spacing=0.5):
     # --- nuclei: tumour (large, pleomorphic, vesicular), fibroblasts, debris
     chrom = np.clip(1 + 0.35 * nz(0.8), 0.3, None)
     n = len(nxy)
-    a = rng.uniform(4.0, 6.5, n) * um
-    N = _stamp(rng, shape, nxy, a, a * rng.uniform(0.65, 1, n), rim=0.45, irr=0.08,
-               nucleolus=0.35, w=rng.uniform(0.7, 1.0, n))
+    a = rng.uniform(*TUMOUR_NUCLEUS_UM, n) * um
+    N = _stamp(rng, shape, nxy, a, a * rng.uniform(0.6, 0.95, n), rim=0.45, irr=0.1,
+               nucleolus=0.35, w=rng.uniform(0.6, 1.0, n))
     H += 0.12 * N * chrom
     E += 0.01 * N
     gxy = _jittered_grid(rng, labels, spacing, 16, 4, NECROSIS)
@@ -271,14 +277,14 @@ def he_stains(rng, labels, lymphocytes, spacing=0.5):
     fi = np.clip(fxy.astype(int), 0, [shape[1] - 1, shape[0] - 1])
     ang = np.arctan2(gy[fi[:, 1], fi[:, 0]], gx[fi[:, 1], fi[:, 0]]) + np.pi / 2
     m = len(fxy)
-    H += 0.11 * chrom * _stamp(rng, shape, fxy, rng.uniform(4, 6, m) * um,
-                               rng.uniform(0.8, 1.3, m) * um, ang, irr=0.1)
+    (la, lb), (sa, sb) = FIBROBLAST_NUCLEUS_UM
+    H += 0.13 * chrom * _stamp(rng, shape, fxy, rng.uniform(la, lb, m) * um, rng.uniform(sa, sb, m) * um, ang, irr=0.1)
     dxy = _uniform(rng, shape, spacing, np.where(nec, 8000.0, 0))
     g = rng.uniform(0.6, 1.8, len(dxy)) * um
     H += 0.16 * _stamp(rng, shape, dxy, g, g * rng.uniform(0.4, 0.8, len(dxy)), irr=0.2)
     # --- lymphocytes last, opaque over everything else
     k = len(lymphocytes)
-    r = rng.uniform(3.0, 3.5, k) * um
+    r = rng.uniform(*LYMPHOCYTE_RADIUS_UM, k) * um
     L = _stamp(rng, shape, np.asarray(lymphocytes, float).reshape(-1, 2), r,
                r * rng.uniform(0.85, 1.0, k), rim=0.1, irr=0.06)
     H = H * (1 - L) + 0.2 * L * np.clip(1 + 0.15 * nz(1), 0.5, None)
@@ -316,10 +322,28 @@ def synth_roi(seed_or_rng, size=512, spacing=0.5, p_unannotated=0.3):
     shape = (size, size) if np.isscalar(size) else tuple(size)
     labels = tissue_labels(rng, shape, spacing, 0.0)
     lym = lymphocyte_centres(rng, labels, spacing)
-    img = render_he(rng, labels, lym, spacing)
+    img = render_he(rng.spawn(1)[0], labels, lym, spacing)  # its own stream: retuning the looks moves no label
     if rng.random() < p_unannotated:
         labels[_unannotated(rng, shape, spacing, rng.uniform(0.05, 0.2))] = 0
     return img, labels, lym
+
+# %% ../nbs/02_synth.ipynb #b2b676d9
+def nucleus_stats(images) -> dict:
+    """Blob statistics of the nuclei of RGB uint8 `images` (one measurement for real and synthetic H&E): haematoxylin
+    (colour deconvolution), Otsu, opening; blobs of 30–2,000 px. {'area', 'major', 'minor' (px), 'rgb' (N, 3),
+    'fraction' (nucleus share of the pixels)}."""
+    rows, fractions = [], []
+    for img in images:
+        h = ndi.gaussian_filter(rgb2hed(img)[..., 0], 1)
+        m = ndi.binary_opening(h > threshold_otsu(h))
+        t = measure.regionprops_table(measure.label(m), intensity_image=img,
+                              properties=('area', 'axis_major_length', 'axis_minor_length', 'intensity_mean'))
+        keep = (t['area'] >= 30) & (t['area'] <= 2000)
+        rows.append(np.stack([t['area'], t['axis_major_length'], t['axis_minor_length'],
+                              *(t[f'intensity_mean-{c}'] for c in range(3))], 1)[keep])
+        fractions.append(m.mean())
+    r = np.concatenate(rows)
+    return dict(area=r[:, 0], major=r[:, 1], minor=r[:, 2], rgb=r[:, 3:], fraction=float(np.mean(fractions)))
 
 # %% ../nbs/02_synth.ipynb #fc51e135
 def tissue_region(rng: np.random.Generator, shape, spacing: float = 0.5) -> np.ndarray:

@@ -72,6 +72,7 @@ class Roi:
     subset: str
     cells: np.ndarray | None = None
     spacing: float | None = None  # µm/px of its slide when the slide is in the download (`roi_slide_spacing`)
+    weight: float = 1.0  # how often training draws it, relative to ROIs labelled for the same tasks
     @property
     def name(self): return self.image.stem
 

@@ -156,7 +156,8 @@ def train_cerberus(data, out, tasks=None, pclass=None, hold_out=None, valid_pct:
     return fit_and_write(learn, args, opts, cbs=[TrainOnly(train_only)] if train_only else None)
 
 # %% ../../nbs/10d_cerberus_train.ipynb #830e60cf
-TIGER_ONLY = ('valid', 'shared_decoder', 'decoder_channels', 'stats', 'lymph_target')
+TIGER_ONLY = ('valid', 'shared_decoder', 'decoder_channels', 'stats', 'lymph_target', 'pos_weight',
+              'data_weights')
 CERBERUS_ONLY = ('pclass', 'hold_out', 'init', 'train_only', 'pclass_size')
 
 TIGER_KINDS = ('segmentation', 'detection')  # the kinds of task a TIGER folder labels
