@@ -2,8 +2,9 @@
 
 Every page must load without a failed resource or script error; every image must have loaded (naturalWidth > 0);
 every internal link must lead to an existing file and, with a #fragment, to an element with that id there; the
-sidebar must list every notebook in file-name order; search must find an API name. Saves screenshots of the
-home page and a notebook page to `_docs/_screenshots/`. Prints one line per problem and a summary line; exits
+sidebar must list every notebook in file-name order; search must find an API name; no page may say that its
+outputs come from a shortened (test-mode) run. Saves screenshots of the home page, a notebook page, and the
+experiment (`08_mtl_vs_stl`) at its results table and at its bar chart to `_docs/_screenshots/`. Prints one line per problem and a summary line; exits
 non-zero on any problem. Chromium and its driver come from Debian (`apt-get install chromium chromium-driver`);
 set CHROMIUM / CHROMEDRIVER to use others.
 
@@ -19,6 +20,8 @@ from selenium.webdriver.chrome.service import Service
 
 SCREENSHOT_PAGES = ('13_viewer', '09a_slides')  # the first that exists is shot, with its first figure
 SEARCH_TERM = 'remap_tiger'
+SHORTENED = ('outputs from a run in test mode', 'shortened training): the notebook')  # what a test-mode page says
+EXPERIMENT = '08_mtl_vs_stl'
 
 IMAGES_JS = """
 const done = arguments[arguments.length - 1];
@@ -29,7 +32,7 @@ Promise.all(imgs.map(i => i.complete ? null : new Promise(r => { i.onload = i.on
                        .concat(['count:' + imgs.length])));
 """
 PAGE_JS = """
-return {title: document.title, h1: !!document.querySelector('h1'),
+return {title: document.title, h1: !!document.querySelector('h1'), text: document.body.innerText,
         ids: Array.from(document.querySelectorAll('[id],a[name]')).map(e => e.id || e.name),
         links: Array.from(document.querySelectorAll('a[href]')).map(a => a.href),
         sidebar: Array.from(document.querySelectorAll('nav.bd-docs-nav a.reference.internal')).map(a => a.href)};
@@ -82,6 +85,7 @@ def check_site(site: Path) -> tuple[list[str], str]:
             n_imgs += int(broken.pop()[len('count:'):])
             problems += [f'{p.name}: image did not load: {src}' for src in broken]
             if not info['title'] or not info['h1']: problems.append(f'{p.name}: no title or no <h1>')
+            problems += [f'{p.name}: says its outputs come from a shortened run ("{s}")' for s in SHORTENED if s in info['text']]
             problems += [f'{p.name}: browser error: {e["message"][:200]}' for e in d.get_log('browser')
                          if e['level'] == 'SEVERE' and '/favicon.ico ' not in e['message']]  # Chrome asks for one
             ids[p.name] = set(info['ids'])
@@ -138,6 +142,21 @@ def screenshots(d, base: str, site: Path, nb_pages: list[str]) -> list[str]:
         if js: d.execute_script(js); time.sleep(0.3)
         d.save_screenshot(str(out / f'{name}.png'))
         shots.append(os.path.relpath(out / f'{name}.png'))
+    if f'{EXPERIMENT}.html' in nb_pages: shots += experiment_shots(d, base, out)
+    return shots
+
+
+def experiment_shots(d, base: str, out: Path) -> list[str]:
+    "The experiment's page at its results table (the section `Results`) and at its bar chart (its second figure)."
+    d.get(f'{base}{EXPERIMENT}.html')
+    d.execute_async_script(IMAGES_JS)
+    shots = []
+    for name, js in (('table', "document.getElementById('results').scrollIntoView({block: 'start'})"),
+                     ('bars', "document.querySelectorAll('.cell_output img')[1].scrollIntoView({block: 'center'})")):
+        d.execute_script(js)
+        time.sleep(0.3)
+        d.save_screenshot(str(out / f'{EXPERIMENT}-{name}.png'))
+        shots.append(os.path.relpath(out / f'{EXPERIMENT}-{name}.png'))
     return shots
 
 

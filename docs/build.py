@@ -1,18 +1,18 @@
 """Build the documentation site into `_docs/` without Quarto.
 
-Each notebook in `nbs/` is executed in test mode (`IN_TEST=1`, cells flagged with settings.ini's `tst_flags`
-skipped, as `nbdev_test` does), one at a time in its own process, and passed through nbdev's own processors
-(`show_doc` for every exported name, hidden and exported cells removed); the result is written as a plain
-notebook to `docs/_build/src/` and rendered by Sphinx + myst-nb with `docs/conf.py`.
+A notebook's page shows the outputs committed with it (a full run, written by `docs/refresh.py`): it is passed
+through nbdev's own processors (`show_doc` for every exported name, hidden and exported cells removed) without
+executing anything. A notebook committed without outputs is executed in test mode instead (`IN_TEST=1`, cells
+flagged with settings.ini's `tst_flags` skipped, as `nbdev_test` does), in its own process, and its page says so.
+The pages are written as plain notebooks to `docs/_build/src/` and rendered by Sphinx + myst-nb with `docs/conf.py`.
 
-    python docs/build.py            # execute every notebook, then render
-    python docs/build.py --reuse    # execute only notebooks changed since their last build
-    python docs/build.py --one nbs/00_core.ipynb   # execute and process one notebook (a test: .ci/run uses it)
-    python docs/build.py --render   # render the pages executed before
-    python docs/build.py --full     # execute as in JupyterLab (no IN_TEST, no cell skipped: full-length training)
+    python docs/build.py            # every page, then render
+    python docs/build.py --reuse    # execute only notebooks without outputs changed since their last build
+    python docs/build.py --one nbs/00_core.ipynb   # execute one notebook in test mode (a test: .ci/run uses it)
+    python docs/build.py --render   # render: pages from the committed outputs, and those executed before
 """
 from __future__ import annotations
-import argparse, base64, functools, importlib, inspect, io, json, os, re, shutil, subprocess, sys, time
+import argparse, functools, importlib, inspect, json, os, re, shutil, subprocess, sys, time
 from pathlib import Path
 
 import nbdev.processors as P
@@ -25,12 +25,13 @@ from nbdev.doclinks import NbdevLookup
 from nbdev.frontmatter import _md2dict
 from nbdev.process import NBProcessor, Processor, _directive
 from nbdev.showdoc import show_doc
-from PIL import Image
 from docutils.nodes import make_id
+
+sys.path.insert(0, str(Path(__file__).parent))
+from refresh import lean_output, provenance, read  # noqa: E402  (docs/ is not a package)
 
 ROOT = Path(__file__).resolve().parents[1]
 NBS, SRC, OUT = ROOT / 'nbs', ROOT / 'docs/_build/src', ROOT / '_docs'
-FULL = bool(os.environ.get('TIL_DOCS_FULL'))  # set by --full, inherited by the --one processes
 SHOWDOC_KEY = 'til_docs_symbol'  # cell metadata naming the symbol a show_doc cell documents
 
 
@@ -91,14 +92,29 @@ def execute_processor(path: Path, skip_flags: set, failures: list):
                     dirs, source = _directives(cell)
                     if skip_flags & dirs.keys() or dirs.get('eval:', [''])[0].lower() == 'false': continue
                     if m := re.fullmatch(r'show_doc\((.+)\)', source):
-                        cell.outputs = [dict(output_type='display_data', metadata={},
-                                             data={'text/markdown': api_doc(m.group(1), k.user_ns)})]
+                        cell.outputs = [api_output(m.group(1), k.user_ns)]
                         continue
                     k.cell(cell)
                     if k.exc is not None:
                         failures.append(f'{path.name}: cell {cell.idx_}: {type(k.exc).__name__}: {k.exc}')
                         break
     return execute
+
+
+def api_output(name: str, ns: dict) -> dict:
+    "A `show_doc` cell's output: `name`'s API entry as Markdown."
+    return dict(output_type='display_data', metadata={}, data={'text/markdown': api_doc(name, ns)})
+
+
+class committed(Processor):
+    "Keep the committed outputs; write each `show_doc` cell from the namespace of the notebook's module."
+    def begin(self):
+        module = P._default_exp(self.nb)
+        self.ns = {'show_doc': show_doc, **(vars(importlib.import_module(f'{get_config().lib_name}.{module}')) if module else {})}
+
+    def cell(self, cell):
+        m = cell.cell_type == 'code' and re.fullmatch(r'show_doc\((.+)\)', _directives(cell)[1])
+        if m: cell.outputs = [api_output(m.group(1), self.ns)]
 
 
 class in_definition_order(Processor):
@@ -122,42 +138,19 @@ def take_title(nb) -> dict:
     return fm
 
 
-def _title_cell(fm: dict, path: Path, module: str | None) -> dict:
-    "The page heading: title and summary from the notebook's first cell, then where the notebook lives."
+def _title_cell(fm: dict, path: Path, module: str | None, committed: bool) -> dict:
+    "The page heading: title and summary from the notebook's first cell, then where the notebook and its outputs come from."
     lines = [f'# {fm.get("title", path.stem)}', '']
     if fm.get('description'): lines += [f'> {fm["description"]}', '']
     if path.name != 'index.ipynb':
         lines.append(f'<p class="nb-source">Notebook <code>nbs/{path.name}</code>'
                      + (f' · module <code>{module}</code>' if module else '')
-                     + (' · outputs from a full run' if FULL else ' · outputs from a run in test mode (shortened training)') + '</p>')
+                     + ('' if committed else ' · outputs from a run in test mode (shortened training): the notebook '
+                        'has none committed yet') + '</p>')
     return dict(cell_type='markdown', metadata={}, source='\n'.join(lines))
 
 
 def _md_cell(source: str, **metadata) -> dict: return dict(cell_type='markdown', metadata=metadata, source=source)
-
-
-def lighter(output: dict, max_png: int = 500_000) -> dict:
-    "An output with a PNG over `max_png` bytes (a figure of H&E pixels) re-encoded as JPEG: about 8× smaller."
-    png = output.get('data', {}).get('image/png')
-    if not png or len(''.join(png)) * 3 // 4 <= max_png: return output
-    im = Image.open(io.BytesIO(base64.b64decode(''.join(png))))
-    rgb = Image.new('RGB', im.size, 'white')
-    rgb.paste(im, mask=im.getchannel('A') if im.mode == 'RGBA' else None)
-    jpg = io.BytesIO()
-    rgb.save(jpg, 'JPEG', quality=85, optimize=True)
-    data = {k: v for k, v in output['data'].items() if k != 'image/png'}
-    meta = {('image/jpeg' if k == 'image/png' else k): v for k, v in output.get('metadata', {}).items()}
-    return {**output, 'data': {**data, 'image/jpeg': base64.b64encode(jpg.getvalue()).decode()}, 'metadata': meta}
-
-
-WIDGET = 'application/vnd.jupyter.widget-view+json'
-
-
-def widget_note(output: dict) -> dict:
-    "A live ipywidgets output (nothing a static page can show) → a note saying where it works."
-    if WIDGET not in output.get('data', {}): return output
-    return dict(output_type='display_data', metadata={}, data={'text/html': '<p class="nb-widget">An interactive widget '
-                'appears here when the notebook runs in JupyterLab (<code>jupyter lab nbs/</code>).</p>'})
 
 
 def to_page_cells(nb, skip_flags: set) -> list[dict]:
@@ -167,7 +160,7 @@ def to_page_cells(nb, skip_flags: set) -> list[dict]:
         if c.cell_type == 'markdown' and c.source.strip(): cells.append(_md_cell(c.source))
         if c.cell_type != 'code': continue
         dirs, source = _directives(c)
-        outputs = [widget_note(lighter(o)) for o in nb2dict(c.get('outputs', []))]
+        outputs = [o for o in map(lean_output, nb2dict(c.get('outputs', []))) if o is not None]
         if dirs.get('output:') == ['asis']:  # show_doc: its Markdown output becomes the page's Markdown
             md = ''.join(''.join(o['data']['text/markdown']) for o in outputs if 'text/markdown' in o.get('data', {}))
             md = re.sub(r'^---\s*', '', md.lstrip())
@@ -186,24 +179,39 @@ def to_page_cells(nb, skip_flags: set) -> list[dict]:
     return cells
 
 
-def build_one(path: Path) -> int:
-    "Execute `path` in test mode (or fully), process it with nbdev's processors and write the page's notebook to SRC."
-    if not FULL: os.environ['IN_TEST'] = '1'
-    cfg = get_config()
-    skip_flags, failures = set() if FULL else set(cfg.tst_flags.split()), []
+def page(path: Path, execute: bool, failures: list) -> dict:
+    """`path`'s page as a plain notebook: from its committed outputs, or (`execute`) from a run in test mode that
+    appends the first failing cell to `failures`."""
+    cfg, prov = get_config(), provenance(read(path))
+    if execute:
+        os.environ['IN_TEST'] = '1'
+        skip_flags = set(cfg.tst_flags.split())
+        run = execute_processor(path, skip_flags, failures)
+    else: skip_flags, run = ({'cuda'} if prov and prov[3].startswith('CPU') else set()), committed  # a CPU run skips cuda cells
     procs = [P.populate_language, P.add_show_docs, in_definition_order, P.hide_line, P.rm_header_dash,
-             P.clean_show_doc, execute_processor(path, skip_flags, failures), P.strip_ansi, P.rm_export,
-             P.clean_magics, P.hide_, P.mv_exports, P.strip_hidden_metadata]
+             P.clean_show_doc, run, P.strip_ansi, P.rm_export, P.clean_magics, P.hide_, P.mv_exports,
+             P.strip_hidden_metadata]
     proc = NBProcessor(path, procs=procs)
     fm, module = take_title(proc.nb), P._default_exp(proc.nb)
     proc.process()
-    cells = [_title_cell(fm, path, module and f'{cfg.lib_name}.{module}')] + to_page_cells(proc.nb, skip_flags)
+    cells = [_title_cell(fm, path, module and f'{cfg.lib_name}.{module}', not execute)] + to_page_cells(proc.nb, skip_flags)
     for i, c in enumerate(cells): c['id'] = f'cell-{i}'
-    page = dict(nbformat=4, nbformat_minor=5, cells=cells,
+    return dict(nbformat=4, nbformat_minor=5, cells=cells,
                 metadata={'kernelspec': {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'},
                           'language_info': {'name': 'python'}})
+
+
+def write_page(path: Path, nb: dict):
     SRC.mkdir(parents=True, exist_ok=True)
-    (SRC / path.name).write_text(json.dumps(page, indent=1))
+    (SRC / path.name).write_text(json.dumps(nb, indent=1))
+
+
+def build_one(path: Path) -> int:
+    """Execute `path` in test mode, as a test (1 if a cell failed); its page shows the committed outputs, or this
+    run's where none are committed."""
+    failures = []
+    nb = page(path, True, failures)
+    write_page(path, page(path, False, []) if provenance(read(path)) else nb)
     for f in failures: print(f'  ERROR {f}')
     return 1 if failures else 0
 
@@ -286,9 +294,14 @@ def finish_pages(pages: list[Path]):
 
 
 def render(pages: list[Path]) -> int:
-    "Link the executed pages in `SRC` and render them with Sphinx into `OUT`; Sphinx's return code."
+    """Write the pages of notebooks with committed outputs, link them with the pages executed before (in `SRC`) and
+    render them with Sphinx into `OUT`; Sphinx's return code."""
+    start = time.time()
+    committed_pages = [p for p in pages if provenance(read(p))]
+    for p in committed_pages: write_page(p, page(p, False, []))
+    print(f'{len(committed_pages)} pages from committed outputs ({time.time() - start:.0f} s)')
     finish_pages(pages)
-    start, html = time.time(), ROOT / 'docs/_build/html'  # myst-nb writes beside its output folder: keep it in _build
+    html = ROOT / 'docs/_build/html'  # myst-nb writes beside its output folder: keep it in _build
     shutil.rmtree(html, ignore_errors=True)
     rc = subprocess.run([sys.executable, '-m', 'sphinx', '-q', '-b', 'html', '-c', str(ROOT / 'docs'),
                          '-d', str(ROOT / 'docs/_build/doctrees'), str(SRC), str(html)], cwd=ROOT).returncode
@@ -300,14 +313,11 @@ def render(pages: list[Path]) -> int:
 
 
 def main():
-    global FULL
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument('--one', type=Path, help='execute and process this notebook only (exit status 1 if a cell failed)')
-    ap.add_argument('--render', action='store_true', help='render the pages executed before, executing nothing')
+    ap.add_argument('--one', type=Path, help='execute this notebook in test mode and write its page (exit status 1 if a cell failed)')
+    ap.add_argument('--render', action='store_true', help='render: pages from committed outputs and those executed before')
     ap.add_argument('--reuse', action='store_true', help="don't re-execute notebooks older than their page")
-    ap.add_argument('--full', action='store_true', help='execute as JupyterLab does: no IN_TEST, no cell skipped (slow)')
     args = ap.parse_args()
-    if args.full: os.environ['TIL_DOCS_FULL'], FULL = '1', True
     if args.one: sys.exit(build_one(args.one.resolve()))
     pages = notebooks()
     if args.render: sys.exit(render(pages))
@@ -315,8 +325,8 @@ def main():
     t0, failed = time.time(), []
     for p in pages:
         done = SRC / p.name
-        if args.reuse and done.exists() and done.stat().st_mtime > p.stat().st_mtime:
-            print(f'reuse {p.name}'); continue
+        if provenance(read(p)) or (args.reuse and done.exists() and done.stat().st_mtime > p.stat().st_mtime):
+            continue  # render() makes the pages of notebooks with committed outputs
         start = time.time()
         rc = subprocess.run([sys.executable, __file__, '--one', str(p)], cwd=ROOT).returncode
         print(f'{"ok  " if rc == 0 else "FAIL"} {p.name} ({time.time() - start:.0f} s)', flush=True)

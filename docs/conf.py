@@ -1,5 +1,5 @@
 # Sphinx configuration of the site that `.ci/docs` builds (see docs/build.py); nbdev's Quarto files stay as they are.
-import configparser, os
+import configparser
 from pathlib import Path
 
 cfg = configparser.ConfigParser()
@@ -9,7 +9,7 @@ ini = cfg['DEFAULT']
 project, author, copyright = ini['title'], ini['author'], ini['copyright']
 root_doc = 'index'
 extensions = ['myst_nb', 'sphinx-mathjax-offline']  # MathJax is served from _docs/_static, not a CDN
-nb_execution_mode = 'off'  # docs/build.py has executed the notebooks already
+nb_execution_mode = 'off'  # the pages carry their outputs (docs/build.py)
 myst_enable_extensions = ['dollarmath']
 suppress_warnings = ['myst.header']  # show_doc headings may follow the page title directly
 
@@ -25,8 +25,6 @@ html_theme_options = {
     # the book theme's own (empty) defaults, set again: under Sphinx 9 they were not applied and a second
     # search bar showed up above the page
     'navbar_start': '', 'navbar_center': '', 'navbar_end': '', 'navbar_persistent': '',
-    'extra_footer': 'Pages built by executing the notebooks in full, as JupyterLab runs them.' if os.environ.get('TIL_DOCS_FULL')
-                    else 'Pages built by executing the notebooks in test mode (<code>IN_TEST=1</code>, as '
-                         '<code>nbdev_test</code> runs them: shortened training; cells flagged '
-                         f'<code>{ini["tst_flags"]}</code> are skipped).',
+    'extra_footer': 'Each page shows the outputs committed with its notebook, from a full run as JupyterLab runs it '
+                    '(the line under the title says which); <code>python docs/refresh.py</code> refreshes them.',
 }

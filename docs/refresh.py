@@ -22,7 +22,11 @@ NBS = ROOT / 'nbs'
 MAX_OUTPUT = 1_000_000  # bytes: no single output may be larger
 MAX_PNG = 150_000  # bytes: a PNG figure larger than this (pixels, not line art) is stored as JPEG
 PROVENANCE = '*Outputs of a full run'  # how the line under the title begins
-_re_provenance = re.compile(r'^\*Outputs of a full run: commit (\S+), (\d{4}-\d\d-\d\d), (.+?), ([\d.]+) min\.')
+_re_provenance = re.compile(r'^\*Outputs of a full run: commit (\S+), (\d{4}-\d\d-\d\d), (.+?), (<?[\d.]+) min\.')
+WIDGET = 'application/vnd.jupyter.widget-view+json'
+WIDGET_NOTE = {'text/html': '<p class="nb-widget">An interactive widget appears here when the notebook runs in JupyterLab '
+                            '(<code>jupyter lab nbs/</code>).</p>',
+               'text/plain': 'An interactive widget appears here when the notebook runs in JupyterLab.'}
 _re_bar = re.compile(r'\d+%\|.*\||<progress|\r')  # tqdm / fastprogress bars, and redrawn console lines
 
 
@@ -60,14 +64,15 @@ def jpeg(png_b64: str, quality: int = 85) -> str:
 
 
 def lean_output(o: dict) -> dict | None:
-    "One output made lean: progress bars and redrawn lines dropped (None if nothing is left), big PNGs as JPEG."
+    """One output made lean: progress bars and redrawn lines dropped (None if nothing is left), big PNGs as JPEG, a
+    live widget replaced by a note."""
     if o['output_type'] == 'stream':
         lines = [l for l in _text(o['text']).splitlines(True) if not _re_bar.search(l)]
         return {**o, 'text': ''.join(lines)} if ''.join(lines).strip() else None
     data = o.get('data')
     if not data: return o
-    if 'application/vnd.jupyter.widget-view+json' in data:  # a live widget: nothing a stored notebook can show
-        data = {k: v for k, v in data.items() if k == 'text/plain'}
+    if WIDGET in data:  # a live widget: nothing a stored notebook or a page can show
+        return dict(output_type='display_data', metadata={}, data=WIDGET_NOTE)
     if any('<progress' in _text(v) for k, v in data.items() if k == 'text/html'): return None
     png = _text(data.get('image/png', ''))
     if len(png) * 3 // 4 > MAX_PNG:
@@ -107,6 +112,7 @@ def run_one(path: Path) -> int:
         if c.cell_type == 'code': c.outputs = []
     gpu = torch.cuda.is_available()
     def skip(cell): return not gpu and cell.cell_type == 'code' and re.search(r'^#\|\s*cuda\b', cell.source, re.M)
+    os.chdir(path.parent)  # as JupyterLab and nbdev_test run a notebook
     start, shell = time.time(), CaptureShell(path)
     try: shell.run_all(nb, exc_stop=True, preproc=skip)
     except BaseException as e:
@@ -120,7 +126,8 @@ def run_one(path: Path) -> int:
             print(f'{path.name}: not refreshed: a cell has an output of {big[0] / 1e6:.1f} MB (over 1 MB): shrink its figure')
             return 1
     if any(c['outputs'] for c in code_cells(out)):
-        line = (f'{PROVENANCE}: commit {_commit()}, {date.today()}, {_device()}, {minutes:.1f} min. '
+        took = f'{minutes:.1f}' if minutes >= 0.1 else '<0.1'
+        line = (f'{PROVENANCE}: commit {_commit()}, {date.today()}, {_device()}, {took} min. '
                 f'Refresh them with `python docs/refresh.py nbs/{path.name}`.*')
         first_md = next(i for i, c in enumerate(out['cells']) if c['cell_type'] == 'markdown')
         out['cells'].insert(first_md + 1, dict(cell_type='markdown', metadata={}, source=line))
