@@ -68,7 +68,8 @@ def lean_output(o: dict) -> dict | None:
     live widget replaced by a note."""
     if o['output_type'] == 'stream':
         lines = [l for l in _text(o['text']).splitlines(True) if not _re_bar.search(l)]
-        return {**o, 'text': ''.join(lines)} if ''.join(lines).strip() else None
+        if not ''.join(lines).strip(): return None
+        return {**o, 'text': lines if isinstance(o['text'], list) else ''.join(lines)}  # as stored: a list of lines
     data = o.get('data')
     if not data: return o
     if WIDGET in data:  # a live widget: nothing a stored notebook or a page can show
