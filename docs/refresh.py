@@ -29,7 +29,7 @@ WIDGET_NOTE = {'text/html': '<p class="nb-widget">An interactive widget appears 
                             '(<code>jupyter lab nbs/</code>).</p>',
                'text/plain': 'An interactive widget appears here when the notebook runs in JupyterLab.'}
 # Notebooks not refreshed yet (their pages still come from a test-mode run and say so): to be emptied, not grown
-PENDING: set[str] = {'10g_factory.ipynb', '11_cli.ipynb', '11a_tiger_workflow.ipynb', '11d_distributed.ipynb'}
+PENDING: set[str] = {'10g_factory.ipynb', '11_cli.ipynb'}
 _re_bar = re.compile(r'\d+%\|.*\||<progress|\r')  # tqdm / fastprogress bars, and redrawn console lines
 
 
