@@ -141,9 +141,12 @@ def run_one(path: Path) -> int:
         first_md = next(i for i, c in enumerate(out['cells']) if c['cell_type'] == 'markdown')
         out['cells'].insert(first_md + 1, dict(cell_type='markdown', metadata={}, source=line))
     tmp = path.with_suffix('.tmp.ipynb')
-    tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False))
-    subprocess.run(['nbdev_clean', '--fname', str(tmp)], check=True, cwd=ROOT)
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps(out, indent=1, ensure_ascii=False))
+        if subprocess.run(['nbdev_clean', '--fname', str(tmp)], cwd=ROOT).returncode:
+            print(f'{path.name}: not refreshed: nbdev_clean failed'); return 1
+        tmp.replace(path)
+    finally: tmp.unlink(missing_ok=True)  # nothing half-written is left beside the notebook
     print(f'{path.name}: refreshed in {minutes:.1f} min, {path.stat().st_size / 1e6:.2f} MB')
     return 0
 
