@@ -3,12 +3,13 @@ with three real quarters labelled for lymphocytes only: as first tried (real dra
 pos_weight 50) and as `til_demo` does it now (real drawn half as often, pos_weight 10). Scored on the held-out real
 quarter and on synthetic data.
 
-    python bench/real_hne.py [--out bench/_out/real_hne] [--size full|quick] [--seeds 0 1]
+    python bench/real_hne.py [--out bench/_out/real_hne] [--size full|quick] [--seeds 0 1] [--variants 0 2]
 
 Each variant is a whole `til_demo` run (`run_demo`, its `full` size: the same model, data, epochs and budget), once
 per seed; the runs are interleaved on this machine. Prints one row per run and the mean per variant: lymphocyte
 precision/recall/F1 on the held-out real quarter (never trained on), F1 and Dice on the held-out synthetic ROIs and on
 the synthetic slide, the slide's TIL score against its truth, and the training time; writes OUT/results.json.
+`--variants` picks some of them by number (0: synthetic only, 1: first recipe, 2: til_demo's).
 """
 import argparse, json
 from pathlib import Path
@@ -36,10 +37,12 @@ def main():
     p.add_argument('--out', type=Path, default=Path('bench/_out/real_hne'))
     p.add_argument('--size', default='full', choices=list(DEMO_SIZES))
     p.add_argument('--seeds', type=int, nargs='+', default=[0])
+    p.add_argument('--variants', type=int, nargs='+', choices=range(len(VARIANTS)), default=list(range(len(VARIANTS))))
     a = p.parse_args()
+    variants = {name: kw for i, (name, kw) in enumerate(VARIANTS.items()) if i in a.variants}
     runs = []
     for seed in a.seeds:
-        for name, kw in VARIANTS.items():
+        for name, kw in variants.items():
             torch.manual_seed(seed)
             folder = name.replace(' ', '-').replace('+', 'and').replace(',', '').replace('(', '').replace(')', '')
             res = run_demo(a.out / f'{folder}-seed{seed}', a.size, overwrite=True, progress=False, seed=seed, **kw)
@@ -47,7 +50,7 @@ def main():
     cols = [c for c in runs[0] if c not in ('variant', 'seed')]
     print(f"\n{'variant':32s} {'seed':>4s} " + ' '.join(f'{c:>9.9s}' for c in cols))
     for r in runs + [dict(variant=f'{v} (mean)', seed='', **{c: float(np.mean([r[c] for r in runs if r['variant'] == v]))
-                                                              for c in cols}) for v in VARIANTS]:
+                                                              for c in cols}) for v in variants]:
         print(f"{r['variant']:32s} {r['seed']!s:>4s} " + ' '.join(f'{r[c]:9.3f}' for c in cols))
     (a.out / 'results.json').write_text(json.dumps(runs, indent=1))
     print(f"wrote {a.out / 'results.json'}")

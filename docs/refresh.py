@@ -28,8 +28,6 @@ WIDGET = 'application/vnd.jupyter.widget-view+json'
 WIDGET_NOTE = {'text/html': '<p class="nb-widget">An interactive widget appears here when the notebook runs in JupyterLab '
                             '(<code>jupyter lab nbs/</code>).</p>',
                'text/plain': 'An interactive widget appears here when the notebook runs in JupyterLab.'}
-# Notebooks not refreshed yet (their pages still come from a test-mode run and say so): to be emptied, not grown
-PENDING: set[str] = {'10g_factory.ipynb', '11_cli.ipynb'}
 _re_bar = re.compile(r'\d+%\|.*\||<progress|\r')  # tqdm / fastprogress bars, and redrawn console lines
 
 
@@ -162,9 +160,8 @@ def check(paths: list[Path]) -> list[str]:
         has_outputs = any(c.get('outputs') for c in cells)
         if has_outputs and not prov: problems.append(f'{p.name}: outputs without the line saying where they come from')
         shows = any(c['source'] and '#| hide' not in _text(c['source']) for c in cells)
-        if not has_outputs and shows and p.name not in PENDING:
+        if not has_outputs and shows:
             problems.append(f'{p.name}: no outputs: run python docs/refresh.py {p.relative_to(ROOT)}')
-        if has_outputs and p.name in PENDING: problems.append(f'{p.name}: has outputs now: take it off PENDING')
         for i, c in enumerate(nb['cells']):
             for o in c.get('outputs', []):
                 if size(o) > MAX_OUTPUT: problems.append(f'{p.name}: cell {i}: an output of {size(o) / 1e6:.1f} MB')
@@ -194,9 +191,7 @@ def main():
         problems = check(paths)
         for line in problems: print(line)
         full = sum(provenance(read(p)) is not None for p in paths)
-        print(f'outputs: {full} of {len(paths)} notebooks carry outputs of a full run'
-              + (f' ({len(PENDING)} not refreshed yet: {", ".join(sorted(PENDING))})' if PENDING else '')
-              + f'; {len(problems)} problem(s)')
+        print(f'outputs: {full} of {len(paths)} notebooks carry outputs of a full run; {len(problems)} problem(s)')
         sys.exit(1 if problems else 0)
     failed = []
     try:
