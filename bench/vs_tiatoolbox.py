@@ -16,11 +16,13 @@ alternating order each round) and each is timed from the call to the outputs on 
 Same model and settings on both sides: the R18 multi-task model (tissue + lymphocytes, seeded random weights, saved
 once and loaded by both), windows of 256 px overlapping by 64 (stride 192), batch 16, 2 reader workers, CPU, fp32,
 the same tissue mask (til_kit's, given to tiatoolbox as an image), the same `predict_batch` (normalise, forward,
-probabilities) inside tiatoolbox's `infer_batch`. Measured:
+probabilities) inside tiatoolbox's `infer_batch`; til_kit loads the model as `infer` does (BatchNorm folded into the
+convolutions: same outputs up to float rounding), tiatoolbox gets it as saved. Measured:
 - tiatoolbox: `SemanticSegmentor.run(..., patch_mode=False, output_type='zarr', return_probabilities=True)`:
   read, infer, merge, write the blended probabilities;
 - til_kit engine: `infer_slide` with a writer that saves the stored maps (TIGER labels, float16 lymphocyte map) — the
   same work as tiatoolbox's;
+- with --unfolded, the engine with the model as tiatoolbox gets it (BatchNorm layers kept: `infer` folds them);
 - with --full, til_kit full: `infer_slide` with the TIL writer (`til_outputs`: pyramidal TIFFs, cells, TIL score,
   overview) — more work than tiatoolbox does.
 Window counts: the windows each tool ran (rows through the model), and til_kit's plan under the old rule (the last
@@ -166,6 +168,8 @@ def main():
     p.add_argument('--rounds', type=int, default=3)
     p.add_argument('--plan_only', action='store_true', help='window counts only')
     p.add_argument('--full', action='store_true', help='also time til_kit with the TIL writer (all its outputs)')
+    p.add_argument('--unfolded', action='store_true',
+                   help="also time til_kit's engine with the model as given (BatchNorm not folded)")
     p.add_argument('--json', type=Path)
     p.add_argument('--worker', action='store_true', help=argparse.SUPPRESS)
     p.add_argument('--weights', help=argparse.SUPPRESS)
@@ -192,9 +196,12 @@ def main():
 def compare(a, paths, masks, infer_slide, til_outputs, Image):
     "Interleaved timed runs of til_kit (engine, full) and tiatoolbox on each slide; prints and returns the medians."
     tmp = Path(tempfile.mkdtemp(prefix='tia-bench-'))
+    from til_kit.inference import fold_batchnorm
     model, cfg = kit_model()
     torch.save(model.state_dict(), tmp / 'weights.pth')
-    rows = count_rows(model)
+    model = fold_batchnorm(model).to(memory_format=torch.channels_last)  # as `infer` loads it
+    nets = {'engine': model} | ({'unfolded': kit_model(tmp / 'weights.pth')[0]} if a.unfolded else {})  # as tia runs it
+    rows = {tag: count_rows(net) for tag, net in nets.items()}
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                        os.environ.get('PYTHONPATH', '')]))
     tia = subprocess.Popen([a.tia_python, __file__, '--worker', '--weights', str(tmp / 'weights.pth')],
@@ -205,11 +212,11 @@ def compare(a, paths, masks, infer_slide, til_outputs, Image):
     spacings = {s: slide_spacing(s) for s in paths}
     for s, (m, _) in masks.items(): Image.fromarray((m * 255).astype(np.uint8)).save(tmp / f'{s.stem}-mask.png')
 
-    def run_kit(s, writer, tag):
-        del rows[:]
+    def run_kit(s, writer, tag, net='engine'):
+        del rows[net][:]
         t = time.perf_counter()
-        infer_slide(model, cfg, s, tmp / tag, writer, mask=masks[s][0], bs=BS, workers=WORKERS)
-        return dict(seconds=time.perf_counter() - t, rows=sum(rows), batches=len(rows))
+        infer_slide(nets[net], cfg, s, tmp / tag, writer, mask=masks[s][0], bs=BS, workers=WORKERS)
+        return dict(seconds=time.perf_counter() - t, rows=sum(rows[net]), batches=len(rows[net]))
     def run_tia(s):
         req = dict(slide=str(s), spacing=spacings[s], mask=str(tmp / f'{s.stem}-mask.png'), out=str(tmp / 'tia'))
         tia.stdin.write(json.dumps(req) + '\n')
@@ -217,6 +224,7 @@ def compare(a, paths, masks, infer_slide, til_outputs, Image):
         return json.loads(tia.stdout.readline())
     runners = {'til_kit engine': lambda s: run_kit(s, maps_writer, 'engine'), 'tiatoolbox': run_tia}
     if a.full: runners['til_kit full'] = lambda s: run_kit(s, til_outputs, 'full')
+    if a.unfolded: runners['til_kit unfolded'] = lambda s: run_kit(s, maps_writer, 'unfolded', 'unfolded')
     for run in runners.values(): run(paths[0])  # warm-up: first-call costs (imports, allocator) out of the timings
     times = {(s.name, k): [] for s in paths for k in runners}
     last = {}

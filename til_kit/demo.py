@@ -21,7 +21,7 @@ __all__ = ['DEMO_SIZES', 'DEMO_MODEL', 'REAL_WEIGHT', 'REAL_HELD_OUT', 'REPORT_C
            'write_report']
 
 # %% ../nbs/12_demo.ipynb #2b2528ba
-DEMO_SIZES = {'full': dict(epochs=6, epoch_len=256, minutes=4), 'quick': dict(epochs=1, epoch_len=16, minutes=1)}
+DEMO_SIZES = {'full': dict(epochs=6, epoch_len=256, minutes=8), 'quick': dict(epochs=1, epoch_len=16, minutes=1)}
 # pos_weight 10, not 50: the real quarters' labels are noisy, and 50 makes every lymphocyte-like nucleus a detection
 DEMO_MODEL = dict(tasks='tissue,lymph', encoder='resnet18', decoder_channels=64, size=192, bs=8, lr=2e-3, pos_weight=10)
 REAL_WEIGHT = 0.5  # the real quarters are drawn half as often as the synthetic ROIs with the same labels

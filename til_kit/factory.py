@@ -12,6 +12,7 @@ from .core import *
 from .models import TIL_ARCHS, TaskModel, arch_class, error_line
 from .cerberus.model import CerberusNet, load_cerberus_checkpoint
 from .learner import writable_dir
+from .inference import fold_batchnorm
 from .slides import IMAGE_ONLY_EXTS, InferOptions, infer_image, infer_slide, inference_inputs, model_tasks
 from .outputs import til_outputs
 from .cerberus.outputs import object_outputs, published_image, published_slide
@@ -65,7 +66,7 @@ def infer(inputs, model_path, out, spacing: float | None = None, tasks=None, dev
     `pipeline`: 'blended' (the engine) or 'published' (Cerberus' tiling); default: the model's own."""
     files, out = inference_inputs(inputs), writable_dir(out)
     model, cfg = load_model(model_path, device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    model = model.to(memory_format=torch.channels_last)
+    model = fold_batchnorm(model).to(memory_format=torch.channels_last)
     model_tasks(cfg, tasks)  # refuse a task the model lacks before any work
     pipeline = pipeline or cfg.get('pipeline', 'blended')
     writer, run_image, run_slide = WRITERS[cfg['arch']], infer_image, infer_slide

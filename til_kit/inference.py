@@ -6,13 +6,14 @@
 from __future__ import annotations
 from contextlib import contextmanager
 import numpy as np, torch
+from torch.fx.experimental.optimization import fuse
 from .core import *
 from .data import normalize, IMAGENET_STATS
 from .losses import task_probs
 
 # %% auto #0
-__all__ = ['FLIPS', 'PRECISIONS', 'window_starts', 'grid_starts', 'blend_weights', 'predict_batch', 'one_thread', 'Blender',
-           'predict_image']
+__all__ = ['FLIPS', 'PRECISIONS', 'window_starts', 'grid_starts', 'blend_weights', 'predict_batch', 'fold_batchnorm',
+           'one_thread', 'Blender', 'predict_image']
 
 # %% ../nbs/09_inference.ipynb #8cf46536
 def window_starts(length: int, size: int, overlap: int) -> list[int]:
@@ -60,6 +61,14 @@ def predict_batch(model, windows, stats=IMAGENET_STATS, tta: bool = False,
             out = task_probs({k: v.float() for k, v in model(x.flip(dims) if dims else x).items()})
             for k, v in out.items(): probs[k] = probs.get(k, 0) + (v.flip(dims) if dims else v) / len(flips)
     return probs
+
+# %% ../nbs/09_inference.ipynb #861345a0
+def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    "`model` (in eval mode) with every BatchNorm that follows a convolution folded into it, in place, where fx traces."
+    for name, child in model.named_children():
+        try: setattr(model, name, fuse(child))
+        except Exception: fold_batchnorm(child)  # fx cannot trace this part: fold inside it
+    return model
 
 # %% ../nbs/09_inference.ipynb #b1633d0a
 @contextmanager
