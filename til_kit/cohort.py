@@ -119,10 +119,11 @@ def _run_slide(f: Path, model_path, out: Path, key: str, device, settings: dict,
 def infer_cohort(inputs, model_path, out, on_slide=None, device: str | None = None, bulks: dict | None = None,
                  strict: bool = False, poll_s: float = 1.0, **settings) -> list[dict]:
     "`til_infer` on a cohort, shared by the processes of `accelerate launch`; returns the rows of `cohort.csv`."
-    files, out = cohort_inputs(inputs), writable_dir(out)
+    files = cohort_inputs(inputs)
     model_tasks(load_model(model_path)[1], settings.get('tasks'))  # a bad model or task: one error, not N failures
     images = [f for f in files if f.suffix.lower() in IMAGE_ONLY_EXTS]
     if images and settings.get('spacing') is None: checked_spacing(None, images[0])  # images carry no spacing
+    out = writable_dir(out)  # once the inputs are checked: a refused run leaves no folder behind
     acc = Accelerator()
     if acc.is_main_process:  # claims and marks of an interrupted run
         for p in [*out.glob('.cohort-*.claim'), *out.glob('.cohort-finished-*')]: p.unlink()

@@ -64,10 +64,11 @@ def infer(inputs, model_path, out, spacing: float | None = None, tasks=None, dev
           progress: bool = False, pipeline: str | None = None, **kwargs) -> list[dict]:
     """`til_infer`: the model on every slide (`infer_slide`) or image (`infer_image`) of `inputs`; summaries in order.
     `pipeline`: 'blended' (the engine) or 'published' (Cerberus' tiling); default: the model's own."""
-    files, out = inference_inputs(inputs), writable_dir(out)
+    files = inference_inputs(inputs)
     model, cfg = load_model(model_path, device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     model = fold_batchnorm(model).to(memory_format=torch.channels_last)
     model_tasks(cfg, tasks)  # refuse a task the model lacks before any work
+    out = writable_dir(out)  # once the inputs are checked: a refused run leaves no folder behind
     pipeline = pipeline or cfg.get('pipeline', 'blended')
     writer, run_image, run_slide = WRITERS[cfg['arch']], infer_image, infer_slide
     if pipeline == 'published':

@@ -7,6 +7,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 import numpy as np, torch
 from torch.fx.experimental.optimization import fuse
+from torch.fx.proxy import TraceError
 from .core import *
 from .data import normalize, IMAGENET_STATS
 from .losses import task_probs
@@ -67,7 +68,7 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
     "`model` (in eval mode) with every BatchNorm that follows a convolution folded into it, in place, where fx traces."
     for name, child in model.named_children():
         try: setattr(model, name, fuse(child))
-        except Exception: fold_batchnorm(child)  # fx cannot trace this part: fold inside it
+        except (TraceError, NotImplementedError): fold_batchnorm(child)  # untraceable, or a bare container: go inside
     return model
 
 # %% ../nbs/09_inference.ipynb #b1633d0a

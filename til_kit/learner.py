@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_learner.ipynb #ce36cdd0
 from __future__ import annotations
-import json, random, time
+import json, random, tempfile, time
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -425,12 +425,11 @@ def checked_rois(path, progress: bool = False, weights=None) -> list:
 
 # %% ../nbs/07_learner.ipynb #a0c9981c
 def writable_dir(path) -> Path:
-    "Create `path` if needed and check that files can be written there."
+    "Create `path` if needed and check that files can be written there (by several processes at once too)."
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path / '.write-test') as tmp: tmp.write_text('')
-        (path / '.write-test').unlink()
+        with tempfile.NamedTemporaryFile(dir=path, prefix='.write-test-'): pass  # a name of its own per caller
     except OSError as e: raise TilError(f'{path}: output folder not writable ({e.strerror})') from None
     return path
 
@@ -475,9 +474,9 @@ def train_til(data, out, tasks='tissue,lymph', valid=None, valid_pct: float = 0.
     if stats not in STATS: raise TilError(f'--stats must be one of {", ".join(STATS)}, not {stats!r}')
     build = dict(tasks=tasks, encoder=encoder, shared_decoder=shared_decoder, decoder_channels=decoder_channels)
     cls.check_args(**build)  # fail now, not after loading the data
-    out = writable_dir(out)
     rois = checked_rois(data, opts.progress, data_weights)
     valid_rois = checked_rois(valid, opts.progress) if valid is not None else None
+    out = writable_dir(out)  # once the inputs are checked: a refused run leaves no folder behind
     set_seed(opts.seed)
     dls = tiger_dataloaders(rois, tasks, valid_rois, valid_pct, opts.size, opts.bs, opts.epoch_len, opts.workers,
                             opts.seed, device=default_device(), lymph_target=lymph_target, stats=STATS[stats])

@@ -159,12 +159,15 @@ def _done(work: Path) -> set:
 def _open_maps(work: Path, plan: Plan, tasks) -> dict:
     "The on-disk maps of a run (see `map_layout`); one chunk per block."
     store = work / 'maps.zarr'
-    if not store.exists():
+    if not store.exists():  # made whole under another name, then renamed: a crash leaves no half-made store
+        part = work / 'maps.zarr.part'
+        shutil.rmtree(part, ignore_errors=True)
         for t in tasks:
             c, dtype = map_layout(t)
             lead = (c,) if c > 1 else ()
-            zarr.create_array(store, name=t, shape=lead + (plan.height, plan.width), chunks=lead + (plan.block,) * 2,
+            zarr.create_array(part, name=t, shape=lead + (plan.height, plan.width), chunks=lead + (plan.block,) * 2,
                               dtype=dtype, fill_value=0)
+        os.replace(part, store)
     return {t: zarr.open_array(store, path=t, mode='r+') for t in tasks}
 
 HANDOVER = {(0, 1): 'left', (1, 0): 'top', (1, 1): 'corner'}  # neighbour a strip goes to → the side it arrives on
