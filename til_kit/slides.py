@@ -67,16 +67,17 @@ def plan_slide(width: int, height: int, spacing: float, mask: np.ndarray | None,
     "Which windows each block of a `width` × `height` grid runs; `mask` (any resolution) limits them to tissue."
     ys, xs = (np.array(grid_starts(n, size, overlap)) for n in (height, width))
     yy, xx = (a.ravel() for a in np.meshgrid(ys, xs, indexing='ij'))
-    if mask is not None:  # a window is kept if the mask is set anywhere under it (within the slide)
+    step, h = size - overlap, overlap // 2
+    if mask is not None:  # a window is kept if the mask is set in its core: [start + h, next start + h), edges to edges
+        (y0, y1), (x0, x1) = ((np.where(a > 0, a + h, 0), np.where(a == s[-1], n, a + step + h))
+                              for a, s, n in ((yy, ys, height), (xx, xs, width)))
         my, mx = mask.shape[0] / height, mask.shape[1] / width
         integral = np.pad(mask.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-        r0, c0 = np.floor(yy * my).astype(int), np.floor(xx * mx).astype(int)
-        r1, c1 = (np.maximum(np.ceil((yy + size) * my).astype(int), r0 + 1),
-                  np.maximum(np.ceil((xx + size) * mx).astype(int), c0 + 1))
-        r1, c1 = np.minimum(r1, mask.shape[0]), np.minimum(c1, mask.shape[1])
+        r0, c0 = np.floor(y0 * my).astype(int), np.floor(x0 * mx).astype(int)  # mask pixels touching the core
+        r1 = np.minimum(np.maximum(np.ceil(y1 * my).astype(int), r0 + 1), mask.shape[0])
+        c1 = np.minimum(np.maximum(np.ceil(x1 * mx).astype(int), c0 + 1), mask.shape[1])
         on = integral[r1, c1] - integral[r0, c1] - integral[r1, c0] + integral[r0, c0] > 0
         yy, xx = yy[on], xx[on]
-    step = size - overlap
     block = -(-block // step) * step  # rounded up to whole steps: blocks start on window starts
     rows, cols = yy // block, xx // block  # the block a window starts in
     last_row, last_col = (np.minimum(yy + size, height) - 1) // block, (np.minimum(xx + size, width) - 1) // block
@@ -105,11 +106,11 @@ class WindowBatches(torch.utils.data.Dataset):
 # %% ../nbs/09a_slides.ipynb #d92c7457
 KIND_STORAGE = {  # task kind → (channels, dtype, what is kept of the task's blended probabilities p (C, h, w))
     'segmentation': (1, np.uint8,
-                     lambda t, p: np.asarray(t.values or range(t.n_out), np.uint8)[p.argmax(0).cpu().numpy()]),
+                     lambda t, p: np.asarray(t.values or range(t.n_out), np.uint8)[p.max(0).indices.cpu().numpy()]),
     'detection': (1, np.float16, lambda t, p: p[0].float().cpu().numpy()),
     'instance': (2, np.float16, lambda t, p: p[1:3].float().cpu().numpy()),  # interior and contour
-    'types': (1, np.uint8, lambda t, p: p.argmax(0).cpu().numpy()),
-    'classification': (1, np.uint8, lambda t, p: p.argmax(0).cpu().numpy() + 1)}  # class + 1: 0 is off tissue
+    'types': (1, np.uint8, lambda t, p: p.max(0).indices.cpu().numpy()),
+    'classification': (1, np.uint8, lambda t, p: p.max(0).indices.cpu().numpy() + 1)}  # class + 1: 0 is off tissue
 
 def map_layout(task: str) -> tuple[int, type]:
     "(channels, dtype) kept of a task's probabilities, by its kind (`KIND_STORAGE`)."
