@@ -2,6 +2,7 @@
 
     python bench/infer.py [--encoder resnet34] [--decoder_channels 256] [--size 256] [--bs 8] [--batches 5] [--workers 2] [--json PATH]
     python bench/infer.py --device cuda [--precision bf16] [--channels_last] [--slide_side 16384] [--workers 8] [--json PATH]
+    python bench/infer.py --tia_python VENV/bin/python [--rounds 5] [--json PATH]   # against tiatoolbox (3. below)
 
 1. Model: `predict_batch` (forward + probabilities) on the same seeded random uint8 windows for MTL (a decoder per
    task), MTL with a shared decoder, STL tissue and STL lymph, timed round-robin after warm-up (median of --batches);
@@ -10,12 +11,13 @@
    slide, that slide tiled to --slide_side px square (a JPEG-tiled pyramidal TIFF in a temp dir), or --slide PATH.
    Megapixels/s of the output grid and tiles/s; the model's share of the time = batches the pipeline ran × the s/batch
    of part 1 (same model, bs and precision), so 1 − share is what is not model compute (GPU idle, or padding).
+3. With --tia_python: the windows each slide runs before and after issue 14 and the wall time against tiatoolbox's
+   `SemanticSegmentor` on the same model and both bundled slides, side by side (bench/vs_tiatoolbox.py, run as is).
 On cuda the defaults are resnet50, 512×512 windows, batch 64, bf16, 8 workers and a 16384-px slide; goal ≥ 1000 tiles/s
 on an H100. Ratios are meaningful within one run on one machine; absolute numbers only for the machine measured.
-Side by side with tiatoolbox, and the windows run before and after issue 14: bench/vs_tiatoolbox.py; on a GPU machine,
-everything at once: bench/gpu.sh.
+On a GPU machine, everything at once: bench/gpu.sh.
 """
-import argparse, json, os, tempfile, time
+import argparse, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import numpy as np, torch
 from til_kit.core import DATA_SAMPLES
@@ -92,7 +94,13 @@ def main():
     p.add_argument('--slide_side', type=int)
     p.add_argument('--no_slide', action='store_true', help='skip part 2')
     p.add_argument('--json', type=Path, help='also write the results here')
+    p.add_argument('--tia_python', help='python of an environment with tiatoolbox 2.1.3: run part 3 only')
+    p.add_argument('--rounds', type=int, default=3, help='part 3: interleaved rounds')
     a = p.parse_args()
+    if a.tia_python:
+        more = ['--json', str(a.json)] if a.json else []
+        sys.exit(subprocess.run([sys.executable, str(Path(__file__).with_name('vs_tiatoolbox.py')), '--tia_python',
+                                 a.tia_python, '--rounds', str(a.rounds), *more]).returncode)
     for k, v in DEFAULTS['cuda' if a.device.startswith('cuda') else 'cpu'].items():
         if getattr(a, k) is None: setattr(a, k, v)
     if a.device.startswith('cuda'): torch.backends.cudnn.benchmark = True

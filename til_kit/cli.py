@@ -216,7 +216,7 @@ def til_infer(input: Param('a slide (.svs, .tif, .tiff, .ndpi), an image (.png, 
     final = None
     if tiger:
         input, given_mask = challenge_inputs(input)
-        mask, kw['tasks'], final = mask or given_mask, tasks or 'tissue,lymph', writable_dir(out)
+        mask, kw['tasks'], final = mask or given_mask, tasks or 'tissue,lymph', Path(out)  # made after the checks
         out = final / '.til_kit-challenge'
     files = cohort_inputs(input) if is_cohort(input) else inference_inputs(input)
     bulks = bulk_masks_for(files, bulk)

@@ -16,7 +16,7 @@ from .models import error_line
 from .learner import writable_dir
 from .slides import IMAGE_ONLY_EXTS, checked_spacing, inference_inputs, model_tasks
 from .outputs import score_in_bulk
-from .factory import infer, load_model
+from .factory import infer, predictor
 
 # %% auto #0
 __all__ = ['LIST_EXTS', 'COHORT_COLUMNS', 'is_cohort', 'cohort_inputs', 'cohort_key', 'claim', 'cohort_row', 'write_cohort_table',
@@ -99,12 +99,11 @@ def _record(out: Path, name: str) -> dict | None:
     p = out / f'.cohort-{name}.json'
     return json.loads(p.read_text()) if p.exists() else None
 
-def _run_slide(f: Path, model_path, out: Path, key: str, device, settings: dict, on_slide, bulk=None,
-               strict: bool = False):
-    "Infer one claimed slide and record the result; a failure becomes a record with its one-line reason."
+def _run_slide(f: Path, model, out: Path, key: str, settings: dict, on_slide, bulk=None, strict: bool = False):
+    "Infer one claimed slide with `model` (a `predictor` pair) and record the result; a failure becomes a record with its one-line reason."
     start = time.perf_counter()
     try:
-        summary = infer(f, model_path, out, device=device, **settings)[0]
+        summary = infer(f, model, out, **settings)[0]
         if bulk is not None: summary = score_in_bulk(out / f.stem, bulk)  # the TIL score inside the tumour bulk
         status = 'ok'
     except Exception as e:  # the cohort goes on (unless `strict`); KeyboardInterrupt is not an Exception: it stops
@@ -119,24 +118,24 @@ def _run_slide(f: Path, model_path, out: Path, key: str, device, settings: dict,
 def infer_cohort(inputs, model_path, out, on_slide=None, device: str | None = None, bulks: dict | None = None,
                  strict: bool = False, poll_s: float = 1.0, **settings) -> list[dict]:
     "`til_infer` on a cohort, shared by the processes of `accelerate launch`; returns the rows of `cohort.csv`."
-    files = cohort_inputs(inputs)
-    model_tasks(load_model(model_path)[1], settings.get('tasks'))  # a bad model or task: one error, not N failures
+    files, acc = cohort_inputs(inputs), Accelerator()
+    device = device or ('cpu' if acc.device.type == 'cpu' else str(acc.device))  # process r: GPU r
+    model = predictor(model_path, device)  # loaded once per process
+    model_tasks(model[1], settings.get('tasks'))  # a bad model or task: one error, not N failures
     images = [f for f in files if f.suffix.lower() in IMAGE_ONLY_EXTS]
     if images and settings.get('spacing') is None: checked_spacing(None, images[0])  # images carry no spacing
     out = writable_dir(out)  # once the inputs are checked: a refused run leaves no folder behind
-    acc = Accelerator()
     if acc.is_main_process:  # claims and marks of an interrupted run
         for p in [*out.glob('.cohort-*.claim'), *out.glob('.cohort-finished-*')]: p.unlink()
     acc.wait_for_everyone()
     bulks = {k: str(v) for k, v in (bulks or {}).items()}  # slide stem → its tumour-bulk mask
     key = cohort_key(model_path, bulks=bulks,
                      **{k: v for k, v in settings.items() if k not in ('workers', 'progress')})
-    device = device or ('cpu' if acc.device.type == 'cpu' else str(acc.device))  # process r: GPU r
     for f in files:
         rec = _record(out, f.stem)
         done = rec is not None and rec['key'] == key and rec['row']['status'] == 'ok' and (out / f.stem).is_dir()
         if not done and claim(out, f.stem):
-            _run_slide(f, model_path, out, key, device, settings, on_slide, bulks.get(f.stem), strict)
+            _run_slide(f, model, out, key, settings, on_slide, bulks.get(f.stem), strict)
     (out / f'.cohort-finished-{acc.process_index}').touch()
     while len(list(out.glob('.cohort-finished-*'))) < acc.num_processes: time.sleep(poll_s)
     rows = [_record(out, f.stem)['row'] for f in files]

@@ -18,7 +18,8 @@ from .outputs import til_outputs
 from .cerberus.outputs import object_outputs, published_image, published_slide
 
 # %% auto #0
-__all__ = ['ARCHS', 'WRITERS', 'PUBLISHED_WRITERS', 'BLENDED_ONLY', 'check_model_args', 'build_model', 'load_model', 'infer']
+__all__ = ['ARCHS', 'WRITERS', 'PUBLISHED_WRITERS', 'BLENDED_ONLY', 'check_model_args', 'build_model', 'load_model', 'predictor',
+           'infer']
 
 # %% ../nbs/10g_factory.ipynb #f5780563
 ARCHS = {**TIL_ARCHS, CerberusNet.arch: CerberusNet}
@@ -54,19 +55,26 @@ def load_model(fname, device='cpu') -> tuple[TaskModel, dict]:
     model.load_state_dict(state['model'])
     return model.to(device).eval(), cfg
 
+# %% ../nbs/10g_factory.ipynb #c4a9e0d3
+def predictor(model, device: str | None = None) -> tuple[TaskModel, dict]:
+    "(model, cfg) of the model file `model` ready to predict on `device`; a (model, cfg) pair is returned as it is."
+    if isinstance(model, tuple): return model
+    model, cfg = load_model(model, device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    return fold_batchnorm(model).to(memory_format=torch.channels_last), cfg
+
 # %% ../nbs/10g_factory.ipynb #426dae87
 WRITERS = {'deeplabv3plus': til_outputs, 'published': til_outputs, 'cerberus': object_outputs}  # architecture → writer
 # architectures with their authors' own tiling → its writer; `infer(pipeline='published')`, default for their weights
 PUBLISHED_WRITERS = {'cerberus': partial(object_outputs, pipeline='published')}
 BLENDED_ONLY = ('size', 'overlap', 'tta', 'threshold', 'workers')  # engine options the published pipeline does not take
 
-def infer(inputs, model_path, out, spacing: float | None = None, tasks=None, device: str | None = None,
+def infer(inputs, model, out, spacing: float | None = None, tasks=None, device: str | None = None,
           progress: bool = False, pipeline: str | None = None, **kwargs) -> list[dict]:
     """`til_infer`: the model on every slide (`infer_slide`) or image (`infer_image`) of `inputs`; summaries in order.
+    `model`: a model file, or a `predictor`'s (model, cfg) already loaded on its device;
     `pipeline`: 'blended' (the engine) or 'published' (Cerberus' tiling); default: the model's own."""
     files = inference_inputs(inputs)
-    model, cfg = load_model(model_path, device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-    model = fold_batchnorm(model).to(memory_format=torch.channels_last)
+    model, cfg = predictor(model, device)
     model_tasks(cfg, tasks)  # refuse a task the model lacks before any work
     out = writable_dir(out)  # once the inputs are checked: a refused run leaves no folder behind
     pipeline = pipeline or cfg.get('pipeline', 'blended')

@@ -226,7 +226,10 @@ def run_blocks(model, cfg: dict, path, slide_spacing: float, plan: Plan, work: P
             os.fsync(f.fileno())
         for side in HANDOVER.values(): _handover_file(work, b, side).unlink(missing_ok=True)  # used up
     def block_mask(b): return None if mask is None else mask_region(mask, (plan.height, plan.width), *plan.bounds(b))
-    def new_canvas(): return Blender((B + plan.overlap,) * 2, plan.size, plan.overlap, device)
+    def new_canvas(b):  # the block and `overlap` px past it; at the slide's edges only as far as its windows reach
+        y0, x0, y1, x1 = plan.bounds(b)
+        return Blender((min(B + plan.overlap, y1 - y0 + plan.size), min(B + plan.overlap, x1 - x0 + plan.size)),
+                       plan.size, plan.overlap, device)
     model.eval()
     t0, n_run, pending, held = time.perf_counter(), 0, [], {}
     bar = tqdm(total=sum(len(plan.blocks[b]) for b in todo), unit='tile', desc=Path(path).name,
@@ -248,14 +251,15 @@ def run_blocks(model, cfg: dict, path, slide_spacing: float, plan: Plan, work: P
             b, boxes = items[i]
             while current != b:
                 if current is not None: finish(current, blend)
-                current, blend = next(blocks), new_canvas()
+                current = next(blocks)
+                blend = new_canvas(current)
             probs = predict_batch(model, x, cfg['stats'], opts.tta, opts.precision)
             y0, x0 = b[0] * B, b[1] * B
             blend.add({k: v for k, v in probs.items() if k in tasks}, [(y - y0, x_ - x0) for y, x_ in boxes])
             n_run += len(boxes)
             bar.update(len(boxes))
         if current is not None: finish(current, blend)
-        for b in blocks: finish(b, new_canvas())  # blocks after the last batch that only receive strips
+        for b in blocks: finish(b, new_canvas(b))  # blocks after the last batch that only receive strips
         for f in pending: f.result()
     bar.close()
     return dict(windows=n_run, seconds=time.perf_counter() - t0)
